@@ -1,0 +1,316 @@
+"""The data-set format: writer, reader, verify and a torch ``Dataset``.
+
+Layout (documented in README "Data set format")::
+
+    DIR/dataset.json            format, version, kind, class table, conventions, config
+    DIR/samples/<id>/image.png          sRGB uint8 (H, W, 3)
+    DIR/samples/<id>/segmentation.png   uint8 class ids
+    DIR/samples/<id>/instances.png      uint16 instance ids (0 = none)
+    DIR/samples/<id>/depth.exr          float32 channel "Z": planar z-depth in metres
+    DIR/samples/<id>/normals.exr        float32 channels "X","Y","Z": unit normals, camera frame (OpenCV)
+    DIR/samples/<id>/meta.json          per-sample metadata
+
+A sample directory appears only when complete (written in a temporary directory that is
+renamed into place), so "the directory exists" means "the sample is done".
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .classes import ClassTable
+from .errors import DatasetError
+from .exr import EXRError, read_exr
+from .io import atomic_dir, clean_partials, read_json, read_png, write_json_atomic
+
+FORMAT_NAME = "sim2real-dataset"
+FORMAT_VERSION = 1
+FILES = {
+    "image": "image.png",
+    "segmentation": "segmentation.png",
+    "instances": "instances.png",
+    "depth": "depth.exr",
+    "normals": "normals.exr",
+    "meta": "meta.json",
+}
+LABEL_KEYS = ("segmentation", "instances", "depth", "normals")
+
+CONVENTIONS = {
+    "camera_frame": "OpenCV: x right, y down, z forward (into the scene)",
+    "pose": "camera_to_world: 4x4 matrix mapping camera-frame points (OpenCV axes) to world points",
+    "world_frame": "Blender world: metres, z up",
+    "intrinsics": "K: 3x3 in pixels; pixel (u, v) has its centre at (u + 0.5, v + 0.5)",
+    "depth": "planar z-depth in metres (distance along the optical axis), float32; +inf where no surface is seen "
+             "(outside the circular field of view, or no geometry)",
+    "normals": "unit vectors in the camera frame (OpenCV axes), pointing towards the camera side of the surface; "
+               "(0, 0, 0) where no surface is seen",
+    "segmentation": "uint8 class ids from the class table; never antialiased; 0 outside the field of view",
+    "instances": "uint16 object ids, 0 = none; listed per sample in meta.json 'instances'",
+    "image": "sRGB 8-bit, view transform applied (what a person sees)",
+}
+
+
+def sample_id(index: int) -> str:
+    return f"{index:06d}"
+
+
+class DatasetWriter:
+    """Creates or reopens a data set folder and commits samples atomically."""
+
+    def __init__(self, root: str | os.PathLike, info: dict, fingerprint: str | None = None):
+        self.root = Path(root)
+        self.samples_dir = self.root / "samples"
+        try:
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DatasetError(f"output folder {self.root} is not writable ({exc.strerror}); "
+                               f"choose another --out") from None
+        info_path = self.root / "dataset.json"
+        info = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                "package_version": __version__, "conventions": CONVENTIONS, **info}
+        if fingerprint is not None:
+            info["fingerprint"] = fingerprint
+        if info_path.exists():
+            try:
+                old = read_json(info_path)
+            except ValueError:
+                raise DatasetError(f"{info_path} is not valid JSON; delete it or use another --out") from None
+            if old.get("format") != FORMAT_NAME:
+                raise DatasetError(f"{self.root} holds something that is not a sim2real data set; use another --out")
+            if fingerprint is not None and old.get("fingerprint") != fingerprint:
+                raise DatasetError(
+                    f"{self.root} already holds a data set made with different settings "
+                    f"(preset, seed, resolution or checkpoint); resume with the same options or use another --out")
+        else:
+            write_json_atomic(info_path, info)
+        self.info = info
+        clean_partials(self.samples_dir)
+
+    def has(self, sid: str) -> bool:
+        return (self.samples_dir / sid / FILES["meta"]).is_file()
+
+    def sample_dir(self, sid: str) -> Path:
+        return self.samples_dir / sid
+
+    @contextmanager
+    def write_sample(self, sid: str):
+        """Yield a temporary folder to fill; it becomes ``samples/<sid>`` on success."""
+        with atomic_dir(self.samples_dir / sid) as tmp:
+            yield tmp
+
+
+class Sample:
+    """One sample of a data set; arrays are read on demand."""
+
+    def __init__(self, dataset: "Dataset", sid: str):
+        self.dataset = dataset
+        self.id = sid
+        self.dir = dataset.root / "samples" / sid
+        self._meta = None
+
+    def path(self, key: str) -> Path:
+        return self.dir / FILES[key]
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            self._meta = read_json(self.path("meta"))
+        return self._meta
+
+    def image(self) -> np.ndarray:
+        return read_png(self.path("image"))
+
+    def segmentation(self) -> np.ndarray:
+        return read_png(self.path("segmentation"))
+
+    def instances(self) -> np.ndarray:
+        return read_png(self.path("instances")).astype(np.uint16)
+
+    def depth(self) -> np.ndarray:
+        return read_exr(self.path("depth"))["Z"]
+
+    def normals(self) -> np.ndarray:
+        ch = read_exr(self.path("normals"))
+        return np.stack([ch["X"], ch["Y"], ch["Z"]], axis=-1)
+
+    def load(self, keys=("image", "segmentation", "instances", "depth", "normals")) -> dict:
+        """The requested arrays plus ``meta`` as a dict."""
+        out = {k: getattr(self, k)() for k in keys}
+        out["meta"] = self.meta
+        return out
+
+    def __repr__(self):
+        return f"Sample({self.id!r} in {self.dataset.root})"
+
+
+class Dataset:
+    """A data set on disk: ``for s in open_dataset(p): s.image(), s.segmentation(), s.meta``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        info_path = self.root / "dataset.json"
+        if not info_path.is_file():
+            raise DatasetError(f"{self.root} is not a sim2real data set (no dataset.json); "
+                               f"point at a folder written by 'sim2real render' or 'sim2real translate'")
+        try:
+            self.info = read_json(info_path)
+        except ValueError as exc:
+            raise DatasetError(f"{info_path} is not valid JSON ({exc})") from None
+        if self.info.get("format") != FORMAT_NAME:
+            raise DatasetError(f"{info_path}: 'format' is {self.info.get('format')!r}, expected {FORMAT_NAME!r}")
+        if int(self.info.get("format_version", -1)) > FORMAT_VERSION:
+            raise DatasetError(f"{info_path}: format_version {self.info['format_version']} is newer than this "
+                               f"sim2real understands ({FORMAT_VERSION}); upgrade sim2real")
+        try:
+            self.classes = ClassTable.from_json(self.info["classes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{info_path}: invalid 'classes' table ({exc})") from None
+        samples_dir = self.root / "samples"
+        self._ids = sorted(p.name for p in samples_dir.iterdir()
+                           if p.is_dir() and not p.name.startswith(".")) if samples_dir.is_dir() else []
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "render")
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, i: int) -> Sample:
+        return Sample(self, self._ids[i])
+
+    def sample(self, sid: str) -> Sample:
+        if sid not in self._ids:
+            raise KeyError(f"no sample {sid!r} in {self.root}")
+        return Sample(self, sid)
+
+    def __iter__(self):
+        return (Sample(self, sid) for sid in self._ids)
+
+
+def open_dataset(root: str | os.PathLike) -> Dataset:
+    return Dataset(root)
+
+
+def class_pixel_counts(seg: np.ndarray, table: ClassTable) -> dict[str, int]:
+    """Visible pixels per class name (every class of the table, zeros included)."""
+    counts = np.bincount(seg.ravel(), minlength=256)
+    return {c.name: int(counts[c.id]) for c in table}
+
+
+def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
+    """Problems found in one sample (empty list when it is sound)."""
+    problems = []
+    for key, name in FILES.items():
+        if not sample.path(key).is_file():
+            problems.append(f"missing {name}")
+    if problems:
+        return problems
+    try:
+        meta = sample.meta
+    except ValueError as exc:
+        return [f"meta.json is not valid JSON ({exc})"]
+    try:
+        img = sample.image()
+        seg = read_png(sample.path("segmentation"))
+        inst = read_png(sample.path("instances"))
+        depth = sample.depth()
+        normals = sample.normals()
+    except (OSError, ValueError, EXRError, KeyError) as exc:
+        return [f"unreadable file ({exc})"]
+    h, w = seg.shape[:2] if seg.ndim >= 2 else (0, 0)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        problems.append(f"image.png should be uint8 (H, W, 3), is {img.dtype} {img.shape}")
+    if seg.ndim != 2 or seg.dtype != np.uint8:
+        problems.append(f"segmentation.png should be uint8 (H, W), is {seg.dtype} {seg.shape}")
+    if inst.ndim != 2 or inst.dtype != np.uint16:
+        problems.append(f"instances.png should be uint16 (H, W), is {inst.dtype} {inst.shape}")
+    for name, arr in (("image", img), ("instances", inst), ("depth", depth), ("normals", normals)):
+        if arr.shape[:2] != (h, w):
+            problems.append(f"{name} is {arr.shape[1]}x{arr.shape[0]}, segmentation is {w}x{h}")
+    if problems:
+        return problems
+    res = meta.get("resolution")
+    if res is not None and list(res) != [w, h]:
+        problems.append(f"meta.json resolution {res} but images are {w}x{h}")
+    bad_ids = sorted(set(np.unique(seg).tolist()) - set(table.ids))
+    if bad_ids:
+        problems.append(f"segmentation has ids not in the class table: {bad_ids}")
+    surface = seg > 0
+    if not np.all(np.isfinite(depth[surface]) & (depth[surface] > 0)):
+        n = int(np.sum(~(np.isfinite(depth[surface]) & (depth[surface] > 0))))
+        problems.append(f"depth is not finite and positive on {n} labelled pixels")
+    norm = np.linalg.norm(normals[surface], axis=-1)
+    if norm.size and not np.all(np.abs(norm - 1) < 1e-3):
+        problems.append(f"normals are not unit length on {int(np.sum(np.abs(norm - 1) >= 1e-3))} labelled pixels")
+    counts = meta.get("class_pixel_counts")
+    if counts is not None and counts != class_pixel_counts(seg, table):
+        problems.append("meta.json class_pixel_counts disagree with segmentation.png")
+    inst_ids = {int(i["id"]) for i in meta.get("instances", [])}
+    extra = sorted(set(np.unique(inst).tolist()) - inst_ids - {0})
+    if "instances" in meta and extra:
+        problems.append(f"instances.png has ids not listed in meta.json: {extra}")
+    return problems
+
+
+def verify(root: str | os.PathLike, progress=None) -> dict[str, list[str]]:
+    """``{sample_id: [problem, ...]}`` for every bad sample (``""`` for data-set-level ones)."""
+    try:
+        ds = open_dataset(root)
+    except DatasetError as exc:
+        return {"": [str(exc)]}
+    bad: dict[str, list[str]] = {}
+    if len(ds) == 0:
+        bad[""] = ["no samples"]
+    for s in ds:
+        problems = verify_sample(s, ds.classes)
+        if problems:
+            bad[s.id] = problems
+        if progress is not None:
+            progress.update(1)
+    return bad
+
+
+def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), transform=None):
+    """A ``torch.utils.data.Dataset`` over a data set: items are dicts of tensors.
+
+    ``image`` becomes float32 (3, H, W) in [0, 1]; labels keep their dtype as tensors
+    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)).
+    """
+    import torch
+    from torch.utils.data import Dataset as _TorchDataset
+
+    ds = open_dataset(root)
+
+    class _SampleDataset(_TorchDataset):
+        def __len__(self):
+            return len(ds)
+
+        def __getitem__(self, i):
+            arrays = ds[i].load(keys)
+            out = {"id": ds[i].id}
+            for k, v in arrays.items():
+                if k == "meta":
+                    continue
+                if k == "image":
+                    out[k] = torch.from_numpy(v).permute(2, 0, 1).float() / 255.0
+                elif k == "normals":
+                    out[k] = torch.from_numpy(v).permute(2, 0, 1).contiguous()
+                elif k in ("segmentation", "instances"):
+                    out[k] = torch.from_numpy(v.astype(np.int64))
+                else:
+                    out[k] = torch.from_numpy(v)
+            return transform(out) if transform else out
+
+    return _SampleDataset()

@@ -1,0 +1,140 @@
+"""File I/O shared by every writer: atomic writes, hard links, PNG and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def to_jsonable(obj):
+    """Round-trip through JSON so numpy values become plain Python values."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def read_json(path: str | os.PathLike):
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary directory beside ``path``; rename it to ``path`` on success.
+
+    The rename is the commit point: a process killed at any moment leaves either the
+    complete directory or a ``.*.partial`` one that :func:`clean_partials` removes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():  # a concurrent worker finished it first; keep theirs
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def clean_partials(folder: str | os.PathLike) -> int:
+    """Remove leftovers of interrupted :func:`atomic_dir`/:func:`atomic_path` writes."""
+    folder = Path(folder)
+    n = 0
+    if folder.is_dir():
+        for p in folder.glob(".*.partial"):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+        for p in folder.glob(".*.tmp*"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+    """Hard-link ``src`` to ``dst`` (byte-identical, no extra space); copy where links fail."""
+    try:
+        os.link(src, dst)
+        return "link"
+    except OSError:
+        shutil.copyfile(src, dst)
+        return "copy"
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write uint8 (H,W)/(H,W,3) or uint16 (H,W) as a lossless PNG."""
+    import imageio.v3 as iio
+
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"PNG needs uint8 or uint16, got {array.dtype}")
+    iio.imwrite(path, np.ascontiguousarray(array), extension=".png")
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(path))
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read any image imageio knows as uint8 (H, W, 3); grayscale and RGBA are converted."""
+    import imageio.v3 as iio
+
+    img = np.asarray(iio.imread(path))
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3:
+        raise ValueError(f"{path}: not an image (shape {img.shape})")
+    if img.shape[2] == 4:
+        img = img[..., :3]
+    if img.dtype == np.uint16:
+        img = (img // 257).astype(np.uint8)
+    return img.astype(np.uint8, copy=False)

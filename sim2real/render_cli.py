@@ -1,0 +1,3 @@
+"""Commands for rendering and inspecting data sets."""
+
+commands: list = []

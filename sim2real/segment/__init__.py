@@ -1,0 +1,1 @@
+"""Downstream segmentation: train on rendered/translated data, score on real frames."""

@@ -1,0 +1,3 @@
+"""Commands of the downstream segmentation proof."""
+
+commands: list = []

@@ -1,0 +1,1 @@
+"""Sim-to-real translation (PyTorch): model, losses, data, trainer, inference."""

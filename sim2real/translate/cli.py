@@ -1,0 +1,3 @@
+"""Commands of the translator (train, export, translate, evaluate)."""
+
+commands: list = []
