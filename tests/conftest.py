@@ -1,0 +1,40 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+HAS_BPY = importlib.util.find_spec("bpy") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_bpy = pytest.mark.skip(reason="needs the bpy module: pip install -e '.[blender]'")
+    skip_data = pytest.mark.skip(reason=f"needs {SHARED_DATA} (shared data set not present)")
+    for item in items:
+        if "bpy" in item.keywords and not HAS_BPY:
+            item.add_marker(skip_bpy)
+        if "shared_data" in item.keywords and not SHARED_DATA.is_dir():
+            item.add_marker(skip_data)
+
+
+@pytest.fixture
+def fake_render_dataset(tmp_path):
+    from fakes import write_fake_render_dataset
+
+    return write_fake_render_dataset(tmp_path / "render")
+
+
+@pytest.fixture
+def fake_real_folder(tmp_path):
+    from fakes import write_fake_real_folder
+
+    return write_fake_real_folder(tmp_path / "real")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from sim2real.dataset import open_dataset, verify
+from sim2real.errors import DatasetError
+
+
+def test_fake_dataset_reads_and_verifies(fake_render_dataset):
+    ds = open_dataset(fake_render_dataset)
+    assert len(ds) == 4
+    s = ds[0]
+    assert s.image().shape == (48, 64, 3)
+    assert s.segmentation().dtype == np.uint8
+    assert s.instances().dtype == np.uint16
+    assert s.normals().shape == (48, 64, 3)
+    assert verify(fake_render_dataset) == {}
+
+
+def test_verify_names_bad_samples(fake_render_dataset):
+    (fake_render_dataset / "samples" / "000001" / "depth.exr").unlink()
+    (fake_render_dataset / "samples" / "000002" / "depth.exr").write_bytes(b"garbage")
+    bad = verify(fake_render_dataset)
+    assert set(bad) == {"000001", "000002"}
+    assert "missing depth.exr" in bad["000001"]
+    assert "unreadable" in bad["000002"][0]
+
+
+def test_verify_catches_wrong_class_counts(fake_render_dataset):
+    import json
+
+    p = fake_render_dataset / "samples" / "000000" / "meta.json"
+    meta = json.loads(p.read_text())
+    meta["class_pixel_counts"]["liver"] += 1
+    p.write_text(json.dumps(meta))
+    assert "class_pixel_counts" in verify(fake_render_dataset)["000000"][0]
+
+
+def test_open_non_dataset_is_clear(tmp_path):
+    with pytest.raises(DatasetError, match="not a sim2real data set"):
+        open_dataset(tmp_path)
+
+
+def test_torch_dataset(fake_render_dataset):
+    from sim2real.dataset import torch_dataset
+
+    item = torch_dataset(fake_render_dataset)[1]
+    assert item["image"].shape == (3, 48, 64) and float(item["image"].max()) <= 1.0
+    assert item["segmentation"].shape == (48, 64)
