@@ -1,0 +1,59 @@
+"""A small, clean U-Net (Ronneberger et al. 2015) for semantic segmentation.
+
+Reads top to bottom: blocks, then the network. Input height and width must be
+multiples of ``2 ** depth`` (16 for the default depth 4).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ConvBlock(nn.Module):
+    """Two 3x3 convolutions, each followed by batch norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Up(nn.Module):
+    """Bilinear 2x up-sampling, concatenation with the skip, then a :class:`ConvBlock`."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.block = ConvBlock(cin + cskip, cout)
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([x, skip], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net with ``depth`` down-samplings; channels ``base * 2**level``; logits out."""
+
+    def __init__(self, num_classes: int, base: int = 16, depth: int = 4, in_channels: int = 3):
+        super().__init__()
+        chans = [base * 2 ** i for i in range(depth + 1)]
+        self.depth = depth
+        self.stem = ConvBlock(in_channels, chans[0])
+        self.downs = nn.ModuleList(ConvBlock(chans[i], chans[i + 1]) for i in range(depth))
+        self.ups = nn.ModuleList(Up(chans[i + 1], chans[i], chans[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(chans[0], num_classes, 1)
+
+    def forward(self, x):
+        skips = [self.stem(x)]
+        for down in self.downs:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return self.head(x)
