@@ -1,0 +1,132 @@
+"""Evaluation report, consistency scores, the experiment and the CLI's error handling."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sim2real.segment.data import load_items
+from sim2real.segment.evaluate import evaluate, format_table, write_overlays, write_report
+from sim2real.segment.train import TrainConfig, train
+
+TINY = dict(size=(32, 16), batch=2, base=4, depth=2, log_every=1, checkpoint_every=2, warmup=1)
+REAL_MAP = {"gallbladder": [5], "tool": [6]}
+
+
+class OracleSegmenter:
+    """Predicts a fixed label map per image: lets evaluation be checked against known answers."""
+
+    classes = ["gallbladder", "tool"]
+    num_classes = 3
+    source = "oracle"
+    step = 0
+    config = TrainConfig(size=(32, 16), depth=2)
+
+    def __init__(self, answers):
+        self.answers = answers  # list of label maps in predict() call order
+
+    def predict(self, images, batch=16):
+        out = [self.answers.pop(0) for _ in images]
+        return out
+
+
+def test_perfect_prediction_scores_one_and_report_has_breakdowns(fake_real_folder, tmp_path):
+    items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
+    truth = [it.load()[1] for it in items]
+    perfect = [np.where(t == 255, 0, t).astype(np.uint8) for t in truth]
+    report = evaluate(OracleSegmenter(list(perfect)), items, batch=4)
+    assert report["n_images"] == 6 and report["n_videos"] == 3
+    for c in ("gallbladder", "tool"):
+        assert report["overall"][c]["dice"] == 1.0 and report["overall"][c]["iou"] == 1.0
+        assert report["overall"][c]["dice_mean_video"] == 1.0
+    assert set(report["per_video"]) == {"1", "2", "3"}
+    assert report["per_image"][0]["dice"]["tool"] == 1.0
+    write_report(report, tmp_path / "ev")
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["overall"]["tool"]["dice"] == 1.0
+    assert "gallbladder" in (tmp_path / "ev" / "eval.txt").read_text()
+    assert "video" in format_table(report)
+
+
+def test_overlays_show_best_and_worst(fake_real_folder, tmp_path):
+    items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
+    truth = [np.where(it.load()[1] == 255, 0, it.load()[1]).astype(np.uint8) for it in items]
+    answers = [truth[0]] + [np.zeros_like(t) for t in truth[1:]]  # only image 0 is right
+    seg = OracleSegmenter(list(answers))
+    report = evaluate(seg, items)
+    seg.answers = [np.zeros_like(truth[0])] * 4
+    written = write_overlays(seg, items, report, tmp_path / "ov", k=2)
+    assert written["best"][0]["id"] == items[0].id
+    assert len(list((tmp_path / "ov").glob("*.png"))) == 4
+
+
+def test_consistency_scores_per_variant(fake_render_dataset, fake_real_folder, tmp_path):
+    from sim2real.segment.consistency import consistency_scores, summarise_consistency
+
+    items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
+    train(items, tmp_path / "real_run", TrainConfig(steps=2, **TINY), device="cpu", progress=False)
+    scores = consistency_scores(tmp_path / "real_run" / "checkpoint.pt", fake_render_dataset, device="cpu")
+    assert set(scores) == {"000000", "000001", "000002", "000003"}
+    for per_class in scores.values():
+        assert set(per_class) == {"gallbladder", "tool"}
+        assert all(0.0 <= v <= 1.0 for v in per_class.values())
+    assert set(summarise_consistency(scores)) == {"gallbladder", "tool", "mean"}
+
+
+def test_experiment_runs_available_arms_and_reports(fake_render_dataset, tmp_path):
+    from fakes import write_fake_real_folder
+
+    from sim2real.segment.experiment import ExperimentConfig, run_experiment
+
+    real = write_fake_real_folder(tmp_path / "real", n=8, size=(64, 32), videos=4)
+    cfg = ExperimentConfig(real=str(real), render=str(fake_render_dataset), train_videos=2, size=(32, 16),
+                           steps=2, finetune_steps=1, batch=2, base=4)
+    res = run_experiment(cfg, tmp_path / "exp", ["a", "b", "c", "d"], device="cpu", progress=False)
+    assert res["arms"]["a"]["runs"] and res["arms"]["c"]["runs"]
+    assert not res["arms"]["b"]["runs"] and not res["arms"]["d"]["runs"]  # no translated data given
+    assert set(res["split"]["train_videos"]).isdisjoint(res["split"]["test_videos"])
+    rows = [ln for ln in (tmp_path / "exp" / "report.md").read_text().splitlines() if ln.startswith("| (")]
+    assert len(rows) == 4 and "not run" in rows[1]
+    # a second call reuses finished arms and a changed split is refused
+    res2 = run_experiment(cfg, tmp_path / "exp", ["c"], device="cpu", progress=False)
+    assert res2["arms"]["a"]["mean"] == res["arms"]["a"]["mean"]
+    from sim2real.errors import Sim2RealError
+
+    with pytest.raises(Sim2RealError, match="different the video split"):
+        run_experiment(ExperimentConfig(**{**cfg.__dict__, "train_videos": 3}), tmp_path / "exp", ["c"],
+                       device="cpu", progress=False)
+
+
+def _run_cli(args):
+    from sim2real.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
+
+
+def test_cli_train_eval_and_user_errors(fake_render_dataset, fake_real_folder, tmp_path, capsys):
+    from sim2real.cli import main
+
+    run = tmp_path / "run"
+    main(["segment", "train", "--data", str(fake_render_dataset), "--out", str(run), "--size", "32x16",
+          "--steps", "2", "--batch", "2", "--base", "4", "--device", "cpu"])
+    assert (run / "checkpoint.pt").is_file()
+    main(["segment", "eval", "--checkpoint", str(run), "--data", str(fake_real_folder),
+          "--real-map", "gallbladder=5,tool=6", "--out", str(tmp_path / "ev"), "--overlays", "1", "--device", "cpu"])
+    assert (tmp_path / "ev" / "eval.json").is_file()
+    capsys.readouterr()
+    # errors: one line, exit 2
+    assert _run_cli(["segment", "eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data",
+                     str(fake_real_folder)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _run_cli(["segment", "eval", "--checkpoint", str(run), "--data", str(fake_real_folder)]) == 2
+    assert "--real-map" in capsys.readouterr().err
+    assert _run_cli(["segment", "train", "--data", str(fake_render_dataset), "--out", str(run),
+                     "--size", "32x16", "--steps", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _run_cli(["segment", "train", "--data", str(fake_render_dataset), "--out", str(tmp_path / "r2"),
+                     "--size", "30x16"]) == 2
+    assert "multiples of 16" in capsys.readouterr().err
+    assert _run_cli(["segment", "train", "--data", str(fake_render_dataset), "--out", str(tmp_path / "r3"),
+                     "--classes", "spleen"]) == 2
+    assert "--sim-map" in capsys.readouterr().err
