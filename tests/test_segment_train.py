@@ -91,7 +91,7 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
         load_checkpoint(other)
     unsafe = tmp_path / "unsafe.pt"
     with open(unsafe, "wb") as f:  # a pickled object weights_only refuses to run
-        pickle.dump({"format": "sim2real-segmenter", "x": pickle.Pickler}, f)
+        pickle.dump({"format": "sim2real-segmenter", "x": pickle.Pickler}, f, protocol=2)
     with pytest.raises(CheckpointError):
         load_checkpoint(unsafe)
 

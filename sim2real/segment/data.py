@@ -157,7 +157,7 @@ def sim_items(root, classes: list[str], sim_map=None) -> list[Item]:
     lut = _lut(sim_groups(ds.classes, classes, sim_map))
     items = []
     for sample in ds:
-        group = sample.id.split("_style_")[0] if ds.kind == "translation" else sample.id
+        group = sample.id.split("_style_")[0]  # variants of one render form one group
 
         def load(sample=sample):
             return sample.image(), lut[sample.segmentation()]
