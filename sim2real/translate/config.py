@@ -1,0 +1,232 @@
+"""Every translator setting in one dataclass; defaults are the paper's (Pfeiffer et al. 2019).
+
+A TOML file (or a preset in ``presets/``) overrides any subset::
+
+    [model]
+    gen_dim = 32
+    [train]
+    max_iter = 20000
+
+Unknown keys and out-of-range values are errors that name the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass
+class ModelConfig:
+    """MUNIT-style networks: styleless sim generator, real generator with an 8-D style."""
+
+    gen_dim: int = 64              # channels of the first generator conv
+    mlp_dim: int = 256             # hidden width of the style -> AdaIN parameter MLP
+    style_dim: int = 8             # real-domain style code length
+    n_downsample: int = 2          # content encoder down-samplings (decoder up-samplings)
+    n_res: int = 4                 # residual blocks in encoder and decoder
+    style_n_downsample: int = 4    # style encoder down-samplings (MUNIT)
+    n_mlp: int = 3                 # MLP layers
+    pad_type: str = "reflect"
+    content_channels: int = 0      # >0: narrow the content code to this many channels (method's code: 8)
+    real_input_noise: float = 0.0  # std of N(0, s) noise added to the real content encoder's input (code: 0.1)
+    dis_dim: int = 64
+    dis_n_layer: int = 4
+    dis_num_scales: int = 3
+    gan_type: str = "lsgan"
+
+
+@dataclass
+class LossConfig:
+    """Loss weights; structure = 1 - MS-SSIM on grayscale, input vs its translation."""
+
+    gan: float = 1.0
+    recon_x: float = 10.0
+    recon_c: float = 1.0
+    recon_s: float = 1.0
+    cycle: float = 10.0
+    struct_s2r: float = 5.0
+    struct_r2s: float = 3.0
+    style_from_real_prob: float = 0.5  # share of iterations whose style is the current real image's
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4
+    lr_step: int = 100_000         # step decay: lr *= lr_gamma every lr_step iterations
+    lr_gamma: float = 0.5
+
+
+@dataclass
+class DataConfig:
+    """Loading and augmentation; sizes are pixels, (height, width) for crops."""
+
+    load_size: int = 256           # short side after resizing, before augmentation
+    crop: list = field(default_factory=lambda: [256, 452])  # training crop (h, w)
+    scale_range: list = field(default_factory=lambda: [1.0, 1.2])  # random resize factor
+    rotate_deg: float = 10.0
+    brightness: float = 0.1        # additive jitter, fraction of full range
+    contrast: float = 0.1          # multiplicative jitter around the mean
+    hflip_prob: float = 0.0
+    fov_prob_sim: float = 0.5      # random circular field-of-view mask on sim images
+    fov_prob_real: float = 0.0     # real frames already show it
+    fov_radius: list = field(default_factory=lambda: [0.4, 0.5])  # x longer side .. x diagonal
+    fov_offset: float = 0.1        # centre offset, fraction of width/height
+    trim_black: int = 12           # real frames: drop border rows/cols darker than this (0 = off)
+    video_fps: float = 1.0         # frames per second sampled from real videos
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    max_iter: int = 1_000_000
+    batch_size: int = 1
+    ema_decay: float = 0.999
+    precision: str = "bf16"        # bf16 autocast on CUDA (losses fp32); "fp32" disables it
+    compile: bool = False          # torch.compile the networks
+    checkpoint_every: int = 5000
+    sample_every: int = 2000
+    log_every: int = 100
+    sample_k: int = 4              # translations per row in sample grids
+    sample_rows: int = 4
+
+
+@dataclass
+class TranslatorConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "TranslatorConfig":
+        """Defaults overridden by ``d`` (nested like the TOML); validated."""
+        cfg = cls()
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(d).__name__}")
+        sections = {f.name for f in dataclasses.fields(cls)}
+        for sec, values in d.items():
+            if sec not in sections:
+                raise ConfigError(f"{source}: unknown section [{sec}]; known: {', '.join(sorted(sections))}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{sec}] must be a table")
+            target = getattr(cfg, sec)
+            known = {f.name: f for f in dataclasses.fields(target)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{source}: unknown key {sec}.{key}; known: {', '.join(sorted(known))}")
+                default = getattr(target, key)
+                setattr(target, key, _coerce(value, default, f"{source}: {sec}.{key}"))
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        m, lo, o, da, t = self.model, self.loss, self.optim, self.data, self.train
+
+        def need(ok: bool, key: str, what: str, value) -> None:
+            if not ok:
+                raise ConfigError(f"{source}: {key} must be {what}, got {value!r}")
+
+        for k in ("gen_dim", "mlp_dim", "style_dim", "n_res", "n_mlp", "dis_dim", "dis_n_layer", "dis_num_scales"):
+            need(getattr(m, k) >= 1, f"model.{k}", ">= 1", getattr(m, k))
+        need(1 <= m.n_downsample <= 5, "model.n_downsample", "within 1..5", m.n_downsample)
+        need(m.style_n_downsample >= m.n_downsample, "model.style_n_downsample", ">= model.n_downsample",
+             m.style_n_downsample)
+        need(m.pad_type in ("reflect", "replicate", "zero"), "model.pad_type", "reflect, replicate or zero",
+             m.pad_type)
+        need(m.content_channels >= 0, "model.content_channels", ">= 0 (0 = no narrowing)", m.content_channels)
+        need(m.real_input_noise >= 0, "model.real_input_noise", ">= 0", m.real_input_noise)
+        need(m.gan_type in ("lsgan", "nsgan"), "model.gan_type", "lsgan or nsgan", m.gan_type)
+        for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s"):
+            need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
+        need(0 <= lo.style_from_real_prob <= 1, "loss.style_from_real_prob", "within 0..1", lo.style_from_real_prob)
+        need(o.lr > 0, "optim.lr", "> 0", o.lr)
+        need(0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optim.beta1/beta2", "within [0, 1)", (o.beta1, o.beta2))
+        need(o.lr_step >= 1, "optim.lr_step", ">= 1", o.lr_step)
+        mult = 2 ** m.n_downsample
+        need(da.load_size >= 16, "data.load_size", ">= 16", da.load_size)
+        need(len(da.crop) == 2 and all(int(c) >= 16 and int(c) % mult == 0 for c in da.crop), "data.crop",
+             f"[height, width], each >= 16 and a multiple of {mult} (2**model.n_downsample)", da.crop)
+        need(len(da.scale_range) == 2 and 0 < da.scale_range[0] <= da.scale_range[1], "data.scale_range",
+             "[min, max] with 0 < min <= max", da.scale_range)
+        need(len(da.fov_radius) == 2 and 0 < da.fov_radius[0] and da.fov_radius[0] <= da.fov_radius[1] * 2,
+             "data.fov_radius", "[x longer side, x diagonal], both > 0", da.fov_radius)
+        for k in ("hflip_prob", "fov_prob_sim", "fov_prob_real"):
+            need(0 <= getattr(da, k) <= 1, f"data.{k}", "within 0..1", getattr(da, k))
+        need(0 <= da.rotate_deg <= 90, "data.rotate_deg", "within 0..90", da.rotate_deg)
+        need(da.video_fps > 0, "data.video_fps", "> 0", da.video_fps)
+        need(t.max_iter >= 1, "train.max_iter", ">= 1", t.max_iter)
+        need(t.batch_size >= 1, "train.batch_size", ">= 1", t.batch_size)
+        need(0 <= t.ema_decay < 1, "train.ema_decay", "within [0, 1)", t.ema_decay)
+        need(t.precision in ("bf16", "fp32"), "train.precision", "bf16 or fp32", t.precision)
+        for k in ("checkpoint_every", "sample_every", "log_every", "sample_k", "sample_rows"):
+            need(getattr(t, k) >= 1, f"train.{k}", ">= 1", getattr(t, k))
+
+
+def _coerce(value, default, where: str):
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list) or len(value) != len(default):
+            raise ConfigError(f"{where} must be a list of {len(default)} numbers, got {value!r}")
+        return [_coerce(v, d, where) for v, d in zip(value, default)]
+    return value
+
+
+def load_config(spec: str | Path | None = None, overrides: dict | None = None) -> TranslatorConfig:
+    """A config from a preset name (``small``, ``paper``), a TOML path, or the defaults."""
+    data: dict = {}
+    source = "defaults"
+    if spec is not None:
+        path = Path(spec)
+        if not path.suffix and (PRESETS_DIR / f"{spec}.toml").is_file():
+            path = PRESETS_DIR / f"{spec}.toml"
+        if not path.is_file():
+            names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.toml")))
+            raise ConfigError(f"config {spec}: no such file or preset; pass a TOML path or one of: {names}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config {path}: not valid TOML ({exc})") from None
+        source = str(path)
+    if overrides:
+        data = _merge(data, overrides)
+    return TranslatorConfig.from_dict(data, source)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))

@@ -1,0 +1,232 @@
+"""Training images: sim renders, real frames from folders and videos, and augmentation.
+
+Every random choice comes from a ``numpy.random.Generator`` the caller seeds (the
+trainer seeds one per (seed, step)), so a resumed run draws exactly what a straight run
+would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..dataset import open_dataset
+from ..errors import DatasetError
+from ..io import read_image_rgb
+from .config import DataConfig
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
+
+
+def trim_black_borders(img: np.ndarray, thresh: int) -> np.ndarray:
+    """Drop outer rows/columns that are black bars (99th percentile below ``thresh``).
+
+    The circular field of view itself stays: only bars that are black across their whole
+    length (letterboxing, pillarboxing from capture cards) are removed.
+    """
+    if thresh <= 0:
+        return img
+    g = img.max(axis=2)
+    rows = np.where(np.percentile(g, 99, axis=1) >= thresh)[0]
+    cols = np.where(np.percentile(g, 99, axis=0) >= thresh)[0]
+    if rows.size < 16 or cols.size < 16:  # (nearly) all black: keep as is
+        return img
+    return img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+
+
+def resize_short(x: torch.Tensor, short: int | float, multiple: int = 1) -> torch.Tensor:
+    """Resize (C, H, W) or (B, C, H, W) so the short side is ``short`` (antialiased)."""
+    squeeze = x.dim() == 3
+    if squeeze:
+        x = x[None]
+    h, w = x.shape[-2:]
+    s = short / min(h, w)
+    size = (max(multiple, round(h * s / multiple) * multiple), max(multiple, round(w * s / multiple) * multiple))
+    if size != (h, w):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x[0] if squeeze else x
+
+
+def fov_mask(h: int, w: int, rng: np.random.Generator, cfg: DataConfig) -> torch.Tensor:
+    """A random circular field of view (1 inside, 0 outside), (1, H, W).
+
+    Radius from ``fov_radius[0]`` x the longer side to ``fov_radius[1]`` x the diagonal;
+    centre offset up to ``fov_offset`` x width/height.
+    """
+    lo = cfg.fov_radius[0] * max(h, w)
+    hi = max(lo, cfg.fov_radius[1] * math.hypot(h, w))
+    r = rng.uniform(lo, hi)
+    cx = w / 2 + rng.uniform(-cfg.fov_offset, cfg.fov_offset) * w
+    cy = h / 2 + rng.uniform(-cfg.fov_offset, cfg.fov_offset) * h
+    yy = torch.arange(h, dtype=torch.float32)[:, None] + 0.5
+    xx = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
+    return (((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r).float()[None]
+
+
+def _rotate(x: torch.Tensor, deg: float) -> torch.Tensor:
+    if deg == 0:
+        return x
+    h, w = x.shape[-2:]
+    a = math.radians(deg)
+    # affine_grid works in normalised coordinates; correct for the aspect ratio.
+    theta = torch.tensor([[math.cos(a), -math.sin(a) * h / w, 0.0],
+                          [math.sin(a) * w / h, math.cos(a), 0.0]], dtype=x.dtype)[None]
+    grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)
+    return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
+def augment(img: np.ndarray, rng: np.random.Generator, cfg: DataConfig, fov_prob: float) -> torch.Tensor:
+    """uint8 (H, W, 3) -> augmented training crop, float (3, crop_h, crop_w) in [-1, 1].
+
+    Random resize, rotation, crop (black padding where the image is smaller), optional
+    flip, brightness/contrast jitter, and a random circular field-of-view mask.
+    """
+    ch, cw = int(cfg.crop[0]), int(cfg.crop[1])
+    x = to_tensor(img)
+    x = resize_short(x, cfg.load_size * rng.uniform(*cfg.scale_range))
+    x = _rotate(x, rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
+    h, w = x.shape[-2:]
+    if h < ch or w < cw:
+        ph, pw = max(0, ch - h), max(0, cw - w)
+        top, left = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
+        x = F.pad(x, (left, pw - left, top, ph - top))
+        h, w = x.shape[-2:]
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    x = x[:, top:top + ch, left:left + cw]
+    if rng.random() < cfg.hflip_prob:
+        x = x.flip(-1)
+    c = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
+    b = rng.uniform(-cfg.brightness, cfg.brightness)
+    x = ((x - x.mean()) * c + x.mean() + b).clamp_(0, 1)
+    if rng.random() < fov_prob:
+        x = x * fov_mask(ch, cw, rng, cfg)
+    return x * 2 - 1
+
+
+def _read(path: Path, what: str) -> np.ndarray:
+    try:
+        return read_image_rgb(path)
+    except Exception as exc:  # imageio raises many types for broken files
+        raise DatasetError(f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); "
+                           f"delete or replace the file") from None
+
+
+class SimImages:
+    """The images of a rendered data set (labels are not used for training)."""
+
+    def __init__(self, root: str | os.PathLike):
+        ds = open_dataset(root)
+        if ds.kind == "translation":
+            raise DatasetError(f"{root} is a translation data set; --sim needs renders from 'sim2real render'")
+        if len(ds) == 0:
+            raise DatasetError(f"{root} holds no samples; render some with 'sim2real render' first")
+        self.dataset = ds
+        self.paths = [s.path("image") for s in ds]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def get(self, i: int) -> np.ndarray:
+        return _read(self.paths[i], "sim image")
+
+
+def find_real_files(paths) -> tuple[list[Path], list[Path]]:
+    """(images, videos) found under ``paths`` (files or folders, searched recursively)."""
+    images: list[Path] = []
+    videos: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DatasetError(f"real path {p} does not exist; pass folders of real frames or video files")
+        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+        for f in files:
+            ext = f.suffix.lower()
+            if ext in IMAGE_EXTS:
+                images.append(f)
+            elif ext in VIDEO_EXTS:
+                videos.append(f)
+            elif p.is_file():
+                raise DatasetError(f"real path {p} is neither an image ({', '.join(IMAGE_EXTS)}) "
+                                   f"nor a video ({', '.join(VIDEO_EXTS)})")
+    if not images and not videos:
+        where = ", ".join(str(p) for p in paths)
+        raise DatasetError(f"no real images or videos found under {where} (looked for "
+                           f"{' '.join(IMAGE_EXTS + VIDEO_EXTS)}); pass --real with folders of real frames")
+    return images, videos
+
+
+def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list[np.ndarray]:
+    """Frames of a video sampled at ``fps`` (frames per second), short side resized to ``short``."""
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path)
+    except Exception as exc:
+        raise DatasetError(f"video {path} is unreadable ({type(exc).__name__}: {exc}); reading videos needs "
+                           f"a video plugin (pip install av), or delete the file") from None
+    src_fps = float(meta.get("fps") or 0) or fps
+    step = max(1, round(src_fps / fps))
+    frames = []
+    try:
+        for i, frame in enumerate(iio.imiter(path)):
+            if i % step:
+                continue
+            img = np.asarray(frame)
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=2)
+            img = trim_black_borders(img[..., :3].astype(np.uint8), trim)
+            small = resize_short(to_tensor(img), short)
+            frames.append((small.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy())
+    except Exception as exc:
+        raise DatasetError(f"video {path} is unreadable after {len(frames)} sampled frames "
+                           f"({type(exc).__name__}: {exc}); re-encode or delete it") from None
+    if not frames:
+        raise DatasetError(f"video {path} has no frames; delete it or pass another --real")
+    return frames
+
+
+class RealFrames:
+    """Real frames from image files (read on demand) and videos (sampled once, kept in memory)."""
+
+    def __init__(self, paths, cfg: DataConfig, on_video=None):
+        images, videos = find_real_files(paths)
+        self.cfg = cfg
+        self.images = images
+        self.frames: list[np.ndarray] = []
+        self.frame_names: list[str] = []
+        # Videos are decoded once and kept at training scale (slightly above load_size so
+        # the random up-scaling does not blur them).
+        keep = int(math.ceil(cfg.load_size * max(cfg.scale_range)))
+        for v in videos:
+            fr = read_video_frames(v, cfg.video_fps, keep, cfg.trim_black)
+            self.frames += fr
+            self.frame_names += [f"{v}#{i}" for i in range(len(fr))]
+            if on_video is not None:
+                on_video(v, len(fr))
+
+    def __len__(self) -> int:
+        return len(self.images) + len(self.frames)
+
+    def name(self, i: int) -> str:
+        return str(self.images[i]) if i < len(self.images) else self.frame_names[i - len(self.images)]
+
+    def get(self, i: int) -> np.ndarray:
+        if i < len(self.images):
+            return trim_black_borders(_read(self.images[i], "real frame"), self.cfg.trim_black)
+        return self.frames[i - len(self.images)]
+
+
+def video_id(path: Path) -> str:
+    """The video a frame belongs to: the stem up to its last ``_`` (``<video>_<frame>.jpg``)."""
+    stem = Path(path).stem
+    return stem.rsplit("_", 1)[0] if "_" in stem else stem

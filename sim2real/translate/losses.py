@@ -1,0 +1,117 @@
+"""Losses and the structure score (grayscale MS-SSIM via ``pytorch_msssim``).
+
+``pytorch_msssim.ms_ssim`` uses 5 scales and an 11-px window, which needs a short side
+above 160 px. For smaller images :func:`msssim_gray` shrinks the window (largest odd size
+with ``short_side > (win - 1) * 16``, the library's own check), drops the coarsest scales
+whose side would fall below the window (renormalising the standard scale weights), and
+below 48 px upsamples both images bilinearly to 48 px first. At the paper's 256 px every
+image uses the library's defaults unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_MIN_SIDE = 48
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) luma (ITU-R BT.601 weights)."""
+    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def msssim_settings(short_side: int) -> tuple[int, list[float], bool]:
+    """(window size, scale weights, upsample?) used for images of this short side."""
+    upsample = short_side < _MIN_SIDE
+    side = max(short_side, _MIN_SIDE)
+    win = 11
+    while win > 3 and not side > (win - 1) * 16:
+        win -= 2
+    levels = 5
+    while levels > 1 and side / 2 ** (levels - 1) < win:
+        levels -= 1
+    w = list(MSSSIM_WEIGHTS[:levels])
+    total = sum(w)
+    return win, [v / total for v in w], upsample
+
+
+def msssim_gray(a: torch.Tensor, b: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """Grayscale MS-SSIM of images in [0, 1], (B, 3, H, W); per image when ``reduce`` is False."""
+    from pytorch_msssim import ms_ssim
+
+    a, b, win, weights = _prepare(a, b)
+    weights = None if len(weights) == 5 and win == 11 else weights
+    return ms_ssim(a, b, data_range=1.0, size_average=reduce, win_size=win, weights=weights)
+
+
+def _prepare(a: torch.Tensor, b: torch.Tensor):
+    a, b = to_gray(a.float()), to_gray(b.float())
+    win, weights, upsample = msssim_settings(min(a.shape[-2:]))
+    if upsample:
+        h, w = a.shape[-2:]
+        scale = _MIN_SIDE / min(h, w)
+        size = (max(_MIN_SIDE, round(h * scale)), max(_MIN_SIDE, round(w * scale)))
+        a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return a, b, win, weights
+
+
+def msssim_gray_safe(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-4) -> torch.Tensor:
+    """Mean grayscale MS-SSIM with bounded gradients, for training.
+
+    Same per-scale SSIM/contrast-structure terms as ``pytorch_msssim.ms_ssim`` (its
+    ``_ssim`` is used), but each term is clamped to ``floor`` before the weighted
+    product: ``t ** 0.0448`` has an unbounded derivative at 0, and an untrained
+    generator's output often has a contrast-structure term of exactly 0 (after ReLU),
+    which turned the gradients into inf/NaN. Equals ``ms_ssim`` wherever every term
+    exceeds ``floor``.
+    """
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    a, b, win_size, weights = _prepare(a, b)
+    win = _fspecial_gauss_1d(win_size, 1.5).repeat(a.shape[1], 1, 1, 1)
+    terms = []
+    for i in range(len(weights)):
+        ssim_pc, cs = _ssim(a, b, data_range=1.0, win=win, size_average=False, K=(0.01, 0.03))
+        if i < len(weights) - 1:
+            terms.append(cs)
+            pad = [s % 2 for s in a.shape[2:]]
+            a = F.avg_pool2d(a, kernel_size=2, padding=pad)
+            b = F.avg_pool2d(b, kernel_size=2, padding=pad)
+    terms.append(ssim_pc)
+    stacked = torch.stack(terms, dim=0).clamp(min=floor)  # (levels, B, 1)
+    w = stacked.new_tensor(weights).view(-1, 1, 1)
+    return torch.prod(stacked ** w, dim=0).mean()
+
+
+def structure_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - grayscale MS-SSIM between images in [-1, 1] (colour may change, structure may not)."""
+    return 1.0 - msssim_gray_safe((x.float() + 1) / 2, (y.float() + 1) / 2)
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).abs().mean()
+
+
+def gan_d_loss(real_outs: list, fake_outs: list, kind: str = "lsgan") -> torch.Tensor:
+    """Discriminator loss summed over scales (real -> 1, fake -> 0)."""
+    loss = 0.0
+    for r, f in zip(real_outs, fake_outs):
+        r, f = r.float(), f.float()
+        if kind == "lsgan":
+            loss = loss + ((r - 1) ** 2).mean() + (f ** 2).mean()
+        else:
+            loss = loss + F.softplus(-r).mean() + F.softplus(f).mean()
+    return loss
+
+
+def gan_g_loss(fake_outs: list, kind: str = "lsgan") -> torch.Tensor:
+    """Generator loss summed over scales (fake -> 1)."""
+    loss = 0.0
+    for f in fake_outs:
+        f = f.float()
+        loss = loss + (((f - 1) ** 2).mean() if kind == "lsgan" else F.softplus(-f).mean())
+    return loss
