@@ -1,3 +1,183 @@
-"""Commands of the translator (train, export, translate, evaluate)."""
+"""Commands of the translator (train, export, translate, evaluate).
 
-commands: list = []
+torch is imported inside the command functions so ``sim2real --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import Sim2RealError
+
+
+@click.command("train")
+@click.option("--sim", "sim", required=True, type=click.Path(path_type=Path),
+              help="Rendered data set (from 'sim2real render'); only its images are used.")
+@click.option("--real", "real", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Folder (searched recursively) or file of real frames or videos; repeatable.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@click.option("--config", "config", default=None,
+              help="Preset name (small, paper) or a TOML file; default: the paper settings.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--max-iter", type=int, default=None, help="Stop at this step (overrides train.max_iter).")
+@click.option("--seed", type=int, default=None, help="Overrides train.seed (new runs only).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
+              help="bf16 autocast on CUDA (default) or fp32 everywhere.")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, threads):
+    """Train the unpaired sim -> real translator."""
+    import torch
+
+    from ..progress import Progress
+    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from .config import TranslatorConfig, load_config
+    from .data import RealFrames, SimImages
+    from .trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    ck_path = out / CHECKPOINT_NAME
+    overrides: dict = {"train": {}}
+    if precision is not None:
+        overrides["train"]["precision"] = precision
+    if compile_:
+        overrides["train"]["compile"] = True
+    if resume:
+        if not ck_path.is_file():
+            raise Sim2RealError(f"--resume: {ck_path} not found; start a new run without --resume")
+        ck = load_checkpoint(ck_path, kinds=("train",))
+        if config is not None and load_config(config).to_dict() != TranslatorConfig.from_dict(ck["config"]).to_dict():
+            raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
+                                f"keeps its config (drop --config, or start a new --out)")
+        if seed is not None and seed != ck["config"]["train"]["seed"]:
+            raise Sim2RealError(f"--seed {seed} differs from the run's seed {ck['config']['train']['seed']}; "
+                                f"drop --seed when resuming")
+        cfg = TranslatorConfig.from_dict({**ck["config"], "train": {**ck["config"]["train"], **overrides["train"]}},
+                                         source=f"checkpoint {ck_path}")
+    else:
+        if ck_path.is_file():
+            raise Sim2RealError(f"{out} already holds a run ({ck_path}); pass --resume to continue it "
+                                f"or choose another --out")
+        if seed is not None:
+            overrides["train"]["seed"] = seed
+        cfg = load_config(config, overrides)
+        ck = None
+    sim_images = SimImages(sim)
+    real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: click.echo(f"video {p}: {n} frames", err=True))
+    click.echo(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames", err=True)
+    trainer = Trainer(cfg, sim_images, real_frames, out, device)
+    if ck is not None:
+        trainer.load_state(ck)
+        click.echo(f"resumed {ck_path} at step {trainer.step}", err=True)
+    total = cfg.train.max_iter if max_iter is None else max_iter
+    if trainer.step >= total:
+        click.echo(f"already at step {trainer.step} >= {total}; nothing to do", err=True)
+        return
+    click.echo(f"device {trainer.device}, precision {'bf16' if trainer.use_bf16 else 'fp32'}, "
+               f"compile {cfg.train.compile}; run folder {out}", err=True)
+    with Progress(total, "train", "it", initial=trainer.step) as bar:
+        status = trainer.fit(total, progress=bar)
+    if status == "interrupted":
+        click.echo(f"interrupted at step {trainer.step}; checkpoint saved to {ck_path}; "
+                   f"continue with --resume", err=True)
+        sys.exit(130)
+    click.echo(f"done: step {trainer.step}, checkpoint {ck_path}", err=True)
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Output file (default: RUN/translator.pt).")
+def export_cmd(run, out):
+    """Write a small inference-only checkpoint (EMA generator + config) of a run."""
+    from .checkpoint import CHECKPOINT_NAME
+    from .inference import export
+
+    src = run / CHECKPOINT_NAME if run.is_dir() else run
+    path = export(src, out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@click.command("translate")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
+              help="Run folder, its checkpoint.pt, or an exported translator.pt.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Rendered data set to translate.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output data set folder.")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="Variants per render.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random style codes.")
+@click.option("--synchronized", is_flag=True, help="The same K style codes for every render.")
+@click.option("--style-from", "style_from", multiple=True, type=click.Path(path_type=Path),
+              help="Real reference images (files or folders) whose encoded styles are used; repeatable.")
+@click.option("--batch", type=int, default=8, show_default=True, help="Renders per batch (x K variants).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
+              help="bf16 autocast on CUDA; fp32 everywhere else.")
+@click.option("--min-structure", type=float, default=None,
+              help="Redraw variants whose grayscale MS-SSIM to the render is below this.")
+@click.option("--max-redraws", type=int, default=5, show_default=True, help="Bound on redraws per variant.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
+                  min_structure, max_redraws, threads):
+    """Translate every render into K realistic variants; labels are carried over byte for byte."""
+    import torch
+
+    from ..dataset import open_dataset
+    from ..progress import Progress
+    from .inference import translate_dataset
+
+    if threads:
+        torch.set_num_threads(threads)
+    n = len(open_dataset(data))
+    with Progress(n * k, "translate", "variants") as bar:
+        summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
+                                    style_from=list(style_from) or None, batch=batch, device=device,
+                                    min_structure=min_structure, max_redraws=max_redraws,
+                                    precision=precision, progress=bar)
+    click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
+               f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure; "
+               f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
+
+
+@click.command("evaluate")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Translated data set.")
+@click.option("--real", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Folder or file of real frames (held out from training if you can); repeatable.")
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="The renders it was translated from (default: the path recorded in the data set).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="JSON report (default: DATA/evaluation.json).")
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
+              help="Inception v3 weights (torch-fidelity format) to also compute FID/KID.")
+@click.option("--epochs", type=int, default=15, show_default=True, help="Two-sample classifier epochs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, device, threads):
+    """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
+    import torch
+
+    from ..dataset import open_dataset
+    from ..io import write_json_atomic
+    from ..progress import Progress
+    from .evaluate import evaluate, format_report
+    from .trainer import pick_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    ds = open_dataset(data)
+    n_src = len({s.split("_style_")[0] for s in ds.ids()})
+    with Progress(n_src, "evaluate", "renders") as bar:
+        report = evaluate(data, list(real), source=source, seed=seed, device=pick_device(device), epochs=epochs,
+                          inception_weights=inception_weights, progress=bar)
+    out = out or data / "evaluation.json"
+    write_json_atomic(out, report)
+    click.echo(format_report(report))
+    click.echo(f"report: {out}")
+
+
+commands: list = [train_cmd, export_cmd, translate_cmd, evaluate_cmd]

@@ -174,7 +174,10 @@ def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list
     except Exception as exc:
         raise DatasetError(f"video {path} is unreadable ({type(exc).__name__}: {exc}); reading videos needs "
                            f"a video plugin (pip install av), or delete the file") from None
-    src_fps = float(meta.get("fps") or 0) or fps
+    src_fps = float(meta.get("fps") or 0)
+    if not src_fps and meta.get("duration"):  # GIF: duration is milliseconds per frame
+        src_fps = 1000.0 / float(meta["duration"])
+    src_fps = src_fps or fps
     step = max(1, round(src_fps / fps))
     frames = []
     try:

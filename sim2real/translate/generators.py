@@ -163,13 +163,8 @@ class SimToReal(nn.Module):
         return self.decode_multi(self.content(x), styles)
 
 
-def inference_state(sim: SimGenerator, real: RealGenerator) -> dict:
-    """The state dict of a :class:`SimToReal` taken from full generators."""
-    state = {}
-    for k, v in sim.state_dict().items():
-        if k.startswith("enc."):
-            state[f"sim.{k}"] = v
-    for k, v in real.state_dict().items():
-        if not k.startswith("enc."):
-            state[f"real.{k}"] = v
+def inference_state(sim_state: dict, real_state: dict) -> dict:
+    """The state dict of a :class:`SimToReal` taken from full generators' state dicts."""
+    state = {f"sim.{k}": v for k, v in sim_state.items() if k.startswith("enc.")}
+    state.update({f"real.{k}": v for k, v in real_state.items() if not k.startswith("enc.")})
     return state

@@ -1,0 +1,206 @@
+"""Translator training: finite changing losses, exact resume, checkpoints, Ctrl-C, bad inputs."""
+
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from sim2real.errors import DatasetError, Sim2RealError
+from sim2real.translate.checkpoint import CheckpointError, load_checkpoint
+from sim2real.translate.config import load_config
+from sim2real.translate.data import RealFrames, SimImages
+from sim2real.translate.trainer import Trainer
+
+torch.set_num_threads(2)
+
+TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
+        "data": {"load_size": 32, "crop": [32, 48]},
+        "train": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100, "sample_k": 2, "sample_rows": 2}}
+
+
+def tiny_cfg(**train):
+    return load_config(None, {**TINY, "train": {**TINY["train"], **train}})
+
+
+def make_trainer(render, real, run, **train):
+    cfg = tiny_cfg(**train)
+    return Trainer(cfg, SimImages(render), RealFrames([real / "images"], cfg.data), run, "cpu")
+
+
+def test_tiny_training_losses_finite_and_changing(fake_render_dataset, fake_real_folder, tmp_path):
+    tr = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "run")
+    w0 = tr.gen_real.up.net[-1].conv.weight.detach().clone()
+    losses = [tr.train_step() for _ in range(3)]
+    for rec in losses:
+        assert all(np.isfinite(v) for v in rec.values()), rec
+    assert losses[0]["g"] != losses[-1]["g"] and losses[0]["d"] != losses[-1]["d"]
+    assert not torch.equal(w0, tr.gen_real.up.net[-1].conv.weight)
+    # the EMA generator follows, but is not the raw generator
+    assert not torch.equal(tr.ema_real.up.net[-1].conv.weight, tr.gen_real.up.net[-1].conv.weight)
+
+
+def _all_state(tr):
+    st = tr.state()
+    out = {}
+    for group in ("model", "ema"):
+        for net, sd in st[group].items():
+            for k, v in sd.items():
+                out[f"{group}.{net}.{k}"] = v
+    for name, opt in (("g", tr.opt_g), ("d", tr.opt_d)):
+        for i, s in opt.state_dict()["state"].items():
+            for k, v in s.items():
+                out[f"opt{name}.{i}.{k}"] = v
+    return out
+
+
+def test_resume_after_n_steps_equals_2n_straight(fake_render_dataset, fake_real_folder, tmp_path):
+    n = 2
+    straight = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "a")
+    straight.fit(2 * n)
+
+    first = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b")
+    first.fit(n)
+    ck = load_checkpoint(tmp_path / "b" / "checkpoint.pt", kinds=("train",))
+    assert ck["step"] == n
+    resumed = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b")
+    torch.manual_seed(1234)  # global RNG state must not matter
+    resumed.load_state(ck)
+    resumed.fit(2 * n)
+
+    a, b = _all_state(straight), _all_state(resumed)
+    assert a.keys() == b.keys()
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, diff[:5]
+    assert resumed.step == straight.step == 2 * n
+    # the loss log has one line per step, no duplicates after the resume
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "b" / "losses.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 2 * n + 1))
+    assert sorted(p.name for p in (tmp_path / "b" / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_checkpoint_loads_weights_only_and_rejects_tampered_or_wrong_files(fake_render_dataset, fake_real_folder,
+                                                                         tmp_path):
+    tr = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "run")
+    path = tr.save()
+    torch.load(path, weights_only=True)  # the plain safe loader accepts it
+    ck = load_checkpoint(path)
+    assert ck["kind"] == "train" and ck["config"]["model"]["gen_dim"] == 8
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    tampered = tmp_path / "tampered.pt"
+    payload = torch.load(path, weights_only=True)
+    payload["extra"] = Evil()
+    torch.save(payload, tampered)
+    with pytest.raises(CheckpointError, match=r"cannot be loaded safely.*weights_only"):
+        load_checkpoint(tampered)
+
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, wrong)
+    with pytest.raises(CheckpointError, match=r"not a sim2real translator checkpoint"):
+        load_checkpoint(wrong)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"damaged or not a PyTorch file"):
+        load_checkpoint(truncated)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(garbage)
+
+    with pytest.raises(CheckpointError, match=r"not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+    # weights that do not fit the stored config (edited shapes)
+    payload = torch.load(path, weights_only=True)
+    payload["model"]["gen_real"]["mlp.net.0.weight"] = torch.zeros(3, 3)
+    bad_shape = tmp_path / "bad_shape.pt"
+    torch.save(payload, bad_shape)
+    other = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "run2")
+    with pytest.raises(CheckpointError, match=r"gen_real weights do not fit"):
+        other.load_state(load_checkpoint(bad_shape))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(fake_render_dataset, fake_real_folder, tmp_path):
+    tr = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "run")
+
+    def interrupt(trainer):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    status = tr.fit(10, on_step=interrupt)
+    assert status == "interrupted" and tr.step == 2
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+
+
+def test_empty_real_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"no real images or videos found under .*empty"):
+        RealFrames([tmp_path / "empty"], tiny_cfg().data)
+    with pytest.raises(DatasetError, match=r"does not exist"):
+        RealFrames([tmp_path / "nope"], tiny_cfg().data)
+
+
+def test_unreadable_real_image_is_named(fake_render_dataset, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    cfg = tiny_cfg()
+    tr = Trainer(cfg, SimImages(fake_render_dataset), RealFrames([tmp_path / "real"], cfg.data), tmp_path / "run")
+    with pytest.raises(DatasetError, match=r"real frame .*broken.jpg is unreadable.*delete or replace"):
+        tr.train_step()
+
+
+def test_wrong_sim_dataset_is_a_clear_error(tmp_path, fake_real_folder):
+    with pytest.raises(DatasetError, match=r"not a sim2real data set"):
+        SimImages(fake_real_folder)
+    (tmp_path / "empty_ds").mkdir()
+    from sim2real.classes import DEFAULT_TABLE
+    from sim2real.dataset import DatasetWriter
+
+    DatasetWriter(tmp_path / "empty_ds", {"kind": "render", "classes": DEFAULT_TABLE.to_json()})
+    with pytest.raises(DatasetError, match=r"holds no samples"):
+        SimImages(tmp_path / "empty_ds")
+    DatasetWriter(tmp_path / "tr_ds", {"kind": "translation", "classes": DEFAULT_TABLE.to_json()})
+    with pytest.raises(DatasetError, match=r"is a translation data set"):
+        SimImages(tmp_path / "tr_ds")
+
+
+def test_real_videos_are_sampled_at_the_given_rate(tmp_path):
+    import imageio.v3 as iio
+
+    frames = (np.random.default_rng(0).random((20, 48, 64, 3)) * 255).astype(np.uint8)
+    (tmp_path / "vids").mkdir()
+    iio.imwrite(tmp_path / "vids" / "clip.gif", frames, duration=100, loop=0)  # 10 fps, 2 s
+    try:
+        iio.imwrite(tmp_path / "vids" / "clip.mp4", frames, plugin="pyav", fps=10, codec="libx264")
+        expected = 8
+    except Exception:  # no video plugin installed: GIF only
+        expected = 4
+    cfg = load_config(None, {**TINY, "data": {**TINY["data"], "video_fps": 2.0}})
+    rf = RealFrames([tmp_path / "vids"], cfg.data)
+    assert len(rf) == expected
+    img = rf.get(0)
+    assert img.dtype == np.uint8 and min(img.shape[:2]) == int(np.ceil(32 * 1.2))
+
+
+def test_cli_train_refuses_to_overwrite_and_resume_needs_checkpoint(fake_render_dataset, fake_real_folder, tmp_path):
+    from sim2real.cli import main
+
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder / "images"),
+              "--out", str(run), "--resume"])
+    assert e.value.code == 2
+    make_trainer(fake_render_dataset, fake_real_folder, run).save()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder / "images"),
+              "--out", str(run)])
+    assert e.value.code == 2
