@@ -50,9 +50,19 @@ def evaluate(segmenter, items: list[Item], batch: int = 8, progress=None) -> dic
 
 
 def rank_images(report: dict, k: int) -> tuple[list[int], list[int]]:
-    """Indices of the ``k`` best and ``k`` worst images by mean Dice over classes."""
-    scores = np.array([np.mean(list(r["dice"].values())) for r in report["per_image"]])
-    order = np.argsort(-scores, kind="stable")
+    """Indices of the ``k`` best and ``k`` worst images by mean Dice over their informative
+    classes (present in truth or prediction); images with no class in either are not ranked,
+    unless no other image is left."""
+    scores = []
+    for r in report["per_image"]:
+        vals = [d for c, d in r["dice"].items() if r["present"][c] or d < 1.0]
+        scores.append(np.mean(vals) if vals else np.nan)
+    scores = np.array(scores, dtype=np.float64)
+    ranked = np.nonzero(~np.isnan(scores))[0]
+    if ranked.size == 0:
+        ranked = np.arange(len(scores))
+        scores = np.ones(len(scores))
+    order = ranked[np.argsort(-scores[ranked], kind="stable")]
     k = min(k, len(order))
     return order[:k].tolist(), order[::-1][:k].tolist()
 
