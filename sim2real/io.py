@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,7 +74,7 @@ def atomic_dir(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}.", suffix=".partial", dir=path.parent))
     try:
         yield tmp
         if path.exists():  # a concurrent worker finished it first; keep theirs
@@ -85,17 +86,40 @@ def atomic_dir(path: str | os.PathLike):
         raise
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _owner_dead(name: str) -> bool:
+    """True if a temp name was made by a process of this host that no longer runs.
+
+    Partial folders of other hosts (shards on a cluster sharing the folder) or of live
+    processes are left alone; they are hidden and never read.
+    """
+    host = socket.gethostname()
+    for part in name.split("."):
+        if part.startswith(host + "-"):
+            pid = part[len(host) + 1:]
+            if pid.isdigit():
+                try:
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    return True
+                except PermissionError:
+                    return False
+                return False
+    return False
+
+
 def clean_partials(folder: str | os.PathLike) -> int:
-    """Remove leftovers of interrupted :func:`atomic_dir`/:func:`atomic_path` writes."""
+    """Remove leftovers of interrupted :func:`atomic_dir` writes by dead processes of this host."""
     folder = Path(folder)
     n = 0
     if folder.is_dir():
         for p in folder.glob(".*.partial"):
-            shutil.rmtree(p, ignore_errors=True)
-            n += 1
-        for p in folder.glob(".*.tmp*"):
-            p.unlink(missing_ok=True)
-            n += 1
+            if _owner_dead(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
     return n
 
 

@@ -1,3 +1,131 @@
-"""Commands for rendering and inspecting data sets."""
+"""Commands for rendering and inspecting data sets: render, verify, preview, presets."""
 
-commands: list = []
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import Sim2RealError
+
+
+@click.command()
+@click.option("--preset", default="default", show_default=True, help="preset name in scenes/ or a .toml file")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output data-set folder")
+@click.option("--count", required=True, type=click.IntRange(min=0), help="number of samples")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0), help="first sample index")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="render processes")
+@click.option("--shard", default=None, metavar="I/N", help="render only indices with index % N == I")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="override a preset field, e.g. --set render.samples=8 (repeatable)")
+@click.option("--blender", default=None, metavar="PATH", help="render with this Blender binary instead of bpy")
+@click.option("--preview/--no-preview", default=True, show_default=True, help="write preview.png when done")
+def render(preset, out, count, seed, start, workers, shard, sets, blender, preview):
+    """Render a labelled data set (resumable: a rerun completes what is missing).
+
+    Example: sim2real render --out data/sim --count 100 --workers 2
+    """
+    from .pipeline import RenderJob, parse_set, parse_shard, run, run_with_blender
+    from .progress import Progress
+
+    job = RenderJob(preset=preset, out=out, count=count, seed=seed, start=start, shard=parse_shard(shard),
+                    overrides=parse_set(sets))
+    job.config()  # validate before starting anything
+    if blender:
+        rc = run_with_blender(job, blender, workers)
+        if rc:
+            raise Sim2RealError(f"Blender exited with status {rc}")
+    else:
+        from .blender import require_bpy
+
+        require_bpy()
+        with Progress(len(job.indices()), "render", unit="samples") as bar:
+            summary = run(job, workers=workers, progress=bar)
+        click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
+    if preview:
+        _write_preview(out, None, 6)
+
+
+@click.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--quiet", is_flag=True, help="print only problems")
+def verify(dataset, quiet):
+    """Check a data set end to end; exit 1 naming each bad sample.
+
+    Example: sim2real verify data/sim
+    """
+    from .dataset import open_dataset
+    from .dataset import verify as verify_ds
+    from .progress import Progress
+
+    try:
+        n = len(open_dataset(dataset))
+    except Sim2RealError:
+        n = 0
+    with Progress(n, "verify", unit="samples", enabled=not quiet) as bar:
+        bad = verify_ds(dataset, progress=bar)
+    for sid, problems in bad.items():
+        for p in problems:
+            click.echo(f"{sid or dataset}: {p}")
+    if bad:
+        click.echo(f"{len(bad)} bad of {n} samples in {dataset}", err=True)
+        sys.exit(1)
+    if not quiet:
+        click.echo(f"ok: {n} samples in {dataset}")
+
+
+def _write_preview(dataset, out, rows):
+    from pathlib import Path
+
+    from .dataset import open_dataset
+    from .io import atomic_path, write_png
+    from .preview import contact_sheet
+
+    ds = open_dataset(dataset)
+    if len(ds) == 0:
+        raise Sim2RealError(f"{dataset} has no samples to preview")
+    out = Path(out) if out else Path(dataset) / "preview.png"
+    with atomic_path(out) as tmp:
+        write_png(tmp, contact_sheet(ds, max_rows=rows))
+    click.echo(f"preview -> {out}", err=True)
+    return out
+
+
+@click.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="PNG path (default DATASET/preview.png)")
+@click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1), help="samples shown")
+def preview(dataset, out, rows):
+    """Write a contact sheet: image | segmentation overlay | depth | normals.
+
+    Example: sim2real preview data/sim --rows 4
+    """
+    _write_preview(dataset, out, rows)
+
+
+@click.command()
+@click.option("--show", default=None, metavar="NAME", help="print one preset, completed with defaults, as JSON")
+def presets(show):
+    """List the scene presets in scenes/ (or show one, with every default filled in)."""
+    import json
+
+    from .config import load_config, preset_names
+
+    if show:
+        click.echo(json.dumps(load_config(show), indent=2))
+        return
+    for name in preset_names():
+        click.echo(name)
+
+
+@click.command()
+def classes():
+    """Print the class table (ids, names, colours)."""
+    from .classes import DEFAULT_TABLE
+
+    for c in DEFAULT_TABLE:
+        click.echo(f"{c.id:3d}  {c.name:16s} rgb{c.color}")
+
+
+commands = [render, verify, preview, presets, classes]

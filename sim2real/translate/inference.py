@@ -88,7 +88,10 @@ class StyleBank:
         self.refs, self.codes = refs, codes
 
     def _rng(self, *key):
-        return np.random.default_rng([self.seed, *key] if not self.synchronized else [self.seed, -1, *key[1:]])
+        # Per-image codes are keyed by the image's index; synchronized codes ignore it.
+        if self.synchronized:
+            return np.random.default_rng([self.seed, 2, *key[1:]])
+        return np.random.default_rng([self.seed, 1, *key])
 
     def initial(self, index: int, k: int) -> tuple[np.ndarray, list[str]]:
         """K codes (K, style_dim) for source ``index`` and where each came from."""

@@ -306,6 +306,11 @@ class Trainer:
             self._log_acc[k] = self._log_acc.get(k, 0.0) + v
         self._log_n += 1
         if self.step % self.cfg.train.log_every == 0:
+            self._flush_log()
+
+    def _flush_log(self) -> None:
+        """Append the mean losses since the last line (no-op when there are none)."""
+        if self._log_n:
             rec = {"step": self.step, "time": round(time.time(), 3),
                    "lr": self.sched_g.get_last_lr()[0],
                    **{k: v / self._log_n for k, v in self._log_acc.items()}}
@@ -358,6 +363,7 @@ class Trainer:
                 if stop["hit"]:
                     status = "interrupted"
                     break
+            self._flush_log()
             if self.step % t.checkpoint_every or status == "interrupted":
                 self.save()
             if self.step % t.sample_every:

@@ -1,0 +1,52 @@
+"""The one place that knows about differences between Blender 4.2 LTS, 4.5 LTS and 5.0."""
+
+from __future__ import annotations
+
+from . import require_bpy
+
+
+def version() -> tuple[int, int, int]:
+    return tuple(require_bpy().app.version)
+
+
+def set_input(node, names, value) -> None:
+    """Set the first input socket of ``node`` that exists among ``names`` (renamed across versions)."""
+    for name in names if isinstance(names, (list, tuple)) else [names]:
+        sock = node.inputs.get(name)
+        if sock is not None:
+            sock.default_value = value
+            return
+    raise KeyError(f"{node.bl_idname} has none of the inputs {names}")
+
+
+def socket(sockets, identifiers):
+    """A socket by identifier (ShaderNodeMix has several same-named sockets per data type)."""
+    for ident in identifiers:
+        for s in sockets:
+            if s.identifier == ident:
+                return s
+    raise KeyError(f"no socket among {identifiers}")
+
+
+def set_smooth(mesh, smooth: bool) -> None:
+    n = len(mesh.polygons)
+    try:
+        mesh.polygons.foreach_set("use_smooth", [smooth] * n)
+    except (AttributeError, TypeError):  # newer versions: the sharp_face attribute
+        attr = mesh.attributes.get("sharp_face") or mesh.attributes.new("sharp_face", "BOOLEAN", "FACE")
+        attr.data.foreach_set("value", [not smooth] * n)
+
+
+def enable_passes(view_layer, depth: bool, normal: bool, index: bool) -> None:
+    view_layer.use_pass_z = depth
+    view_layer.use_pass_normal = normal
+    view_layer.use_pass_object_index = index
+
+
+def set_denoise(scene, on: bool) -> None:
+    scene.cycles.use_denoising = on
+    if on:
+        try:
+            scene.cycles.denoiser = "OPENIMAGEDENOISE"
+        except TypeError:
+            pass

@@ -1,0 +1,104 @@
+"""Render settings and the two renders of a sample: the image, and the label passes.
+
+The image is rendered with the configured samples and denoising. The labels (object
+index, depth, normals) come from a second one-sample render whose pixel filter is
+shrunk to the pixel centre, so no pass is ever averaged across an object edge. Both
+write plain EXR files (no compositor, which changed in Blender 5.0).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..defaults import LABEL_RENDER
+from ..scene.description import RenderSettings
+from . import compat, require_bpy
+
+
+def configure(scene, rs: RenderSettings, width: int, height: int) -> None:
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = rs.device
+    scene.render.resolution_x = width
+    scene.render.resolution_y = height
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = False
+    scene.render.use_persistent_data = True  # reuse the BVH between the image and label renders
+    if rs.threads:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = rs.threads
+    else:
+        scene.render.threads_mode = "AUTO"
+    scene.cycles.seed = rs.noise_seed
+    scene.cycles.use_animated_seed = False
+    scene.cycles.max_bounces = rs.max_bounces
+    scene.cycles.caustics_reflective = False
+    scene.cycles.caustics_refractive = False
+    # "Standard" = the plain sRGB transfer function, which postprocess applies itself.
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    scene.display_settings.display_device = "sRGB"
+    img = scene.render.image_settings
+    img.file_format = "OPEN_EXR_MULTILAYER"
+    img.color_depth = "32"
+    img.exr_codec = "NONE"  # readable without the openexr package (Blender's own Python)
+
+
+def _render_to(scene, path: Path) -> None:
+    bpy = require_bpy()
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    if not path.is_file():
+        raise RuntimeError(f"Blender did not write {path}")
+
+
+def render_image(scene, rs: RenderSettings, path: Path) -> None:
+    """The beauty render (linear Combined, float EXR)."""
+    compat.enable_passes(scene.view_layers[0], depth=False, normal=False, index=False)
+    for vl in scene.view_layers[1:]:
+        vl.use = False
+    scene.cycles.samples = rs.samples
+    scene.cycles.use_adaptive_sampling = rs.samples > 8
+    scene.cycles.filter_width = 1.5
+    compat.set_denoise(scene, rs.denoise)
+    _render_to(scene, path)
+
+
+def render_labels(scene, path: Path) -> None:
+    """Object index, depth and normal passes from one pixel-centred sample per pixel."""
+    compat.enable_passes(scene.view_layers[0], depth=True, normal=True, index=True)
+    scene.cycles.samples = LABEL_RENDER["samples"]
+    scene.cycles.use_adaptive_sampling = False
+    scene.cycles.filter_width = LABEL_RENDER["filter_width"]
+    compat.set_denoise(scene, False)
+    bounces = scene.cycles.max_bounces
+    scene.cycles.max_bounces = 0
+    try:
+        _render_to(scene, path)
+    finally:
+        scene.cycles.max_bounces = bounces
+
+
+def blender_version_string() -> str:
+    return require_bpy().app.version_string
+
+
+def quiet_render_output():
+    """Silence Blender's per-render 'Fra:' lines on stdout (keeps progress bars readable)."""
+    return _Silence()
+
+
+class _Silence:
+    def __enter__(self):
+        self.fd = os.dup(1)
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 1)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self.fd, 1)
+        os.close(self.fd)
+        os.close(self.null)
+        return False

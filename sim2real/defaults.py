@@ -1,0 +1,140 @@
+"""Every default and every allowed range, in one place (read by the CLI, the add-on and
+the headless script through :mod:`sim2real.config`).
+
+A preset (``scenes/*.toml``) overrides any of these fields. ``F(default, kind, lo, hi)``:
+``range`` fields take ``[min, max]`` (or one number for a fixed value) and are sampled
+uniformly per sample; ``color`` fields take ``[[r, g, b], [r, g, b]]`` (linear RGB 0..1)
+and are sampled per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class F:
+    default: Any
+    kind: str  # float | int | bool | str | range | color | choice | int_range | list_str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple = ()
+    doc: str = ""
+
+
+def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bump=0.3, enabled=True):
+    return {
+        "enabled": F(enabled, "bool"),
+        "color": F(color, "color", 0.0, 1.0, doc="base colour range, linear RGB"),
+        "color_variation": F([0.0, 0.15], "range", 0.0, 1.0, doc="per-sample hue/value jitter"),
+        "roughness": F(roughness, "range", 0.0, 1.0),
+        "specular": F(specular, "range", 0.0, 1.0, doc="Principled 'Specular IOR Level'"),
+        "noise_scale": F(noise_scale, "float", 0.1, 10000.0, doc="texture frequency, 1/m"),
+        "noise_strength": F(noise_strength, "range", 0.0, 1.0, doc="mottling: 0 flat colour"),
+        "bump": F(bump, "range", 0.0, 2.0, doc="surface bump strength"),
+    }
+
+
+SCHEMA: dict[str, dict[str, F]] = {
+    "scene": {
+        "name": F("default", "str"),
+        "mode": F("procedural", "choice", choices=("procedural", "meshes"),
+                  doc="procedural organs, or organ meshes listed in [[meshes]]"),
+        "target": F(["gallbladder", "liver"], "list_str", doc="classes the camera aims at (one drawn per sample)"),
+    },
+    "render": {
+        "resolution": F([452, 256], "int_pair", 8, 8192, doc="width, height in pixels"),
+        "samples": F(16, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
+        "denoise": F(True, "bool", doc="OpenImageDenoise on the image (labels never denoised)"),
+        "max_bounces": F(3, "int", 0, 64),
+        "threads": F(0, "int", 0, 1024, doc="Cycles CPU threads; 0 = all"),
+        "device": F("CPU", "choice", choices=("CPU", "GPU")),
+        "exposure": F(0.0, "float", -10.0, 10.0, doc="stops, applied before the sRGB transform"),
+        "fov_mask": F(True, "bool", doc="circular endoscope field of view; labels are 0 outside"),
+        "fov_mask_radius": F([0.42, 0.55], "range", 0.2, 1.0, doc="circle radius / image diagonal"),
+        "fov_mask_offset": F(0.05, "float", 0.0, 0.3, doc="max centre offset / image size"),
+    },
+    "camera": {
+        "fov_deg": F([60.0, 80.0], "range", 20.0, 120.0, doc="horizontal field of view"),
+        "distance_m": F([0.06, 0.14], "range", 0.005, 2.0, doc="camera to aimed point"),
+        "direction": F([0.0, -0.75, 0.65], "vec3", -1.0, 1.0, doc="mean direction from target to camera (world)"),
+        "direction_spread_deg": F(35.0, "float", 0.0, 180.0, doc="cone half-angle around direction"),
+        "roll_deg": F([-25.0, 25.0], "range", -180.0, 180.0),
+        "clip_start_m": F(0.002, "float", 1e-5, 1.0),
+        "clip_end_m": F(2.0, "float", 0.01, 1000.0),
+        "max_tries": F(200, "int", 1, 100000, doc="draws before giving up on a free camera pose"),
+    },
+    "light": {
+        "energy_w": F([0.3, 1.2], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
+        "spot_size_deg": F([90.0, 130.0], "range", 1.0, 180.0),
+        "spot_blend": F([0.4, 0.9], "range", 0.0, 1.0),
+        "radius_m": F(0.002, "float", 0.0, 0.1, doc="light size (softens speculars)"),
+        "color": F([[1.0, 0.93, 0.85], [1.0, 1.0, 1.0]], "color", 0.0, 1.0),
+        "ambient": F([0.0, 0.02], "range", 0.0, 10.0, doc="world background strength"),
+    },
+    "liver": {
+        **_tissue([[0.25, 0.04, 0.03], [0.45, 0.10, 0.07]], [0.25, 0.5], [0.3, 0.7], 40.0, [0.1, 0.35]),
+        "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
+        "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
+        "edge_sharpness": F([0.75, 0.92], "range", 0.0, 0.98, doc="how thin the inferior edge gets"),
+        "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
+    },
+    "gallbladder": {
+        **_tissue([[0.22, 0.30, 0.12], [0.45, 0.45, 0.25]], [0.2, 0.4], [0.4, 0.8], 80.0, [0.1, 0.3]),
+        "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
+        "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
+        "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
+    },
+    "fat": {
+        **_tissue([[0.55, 0.40, 0.12], [0.80, 0.62, 0.30]], [0.2, 0.45], [0.3, 0.6], 120.0, [0.2, 0.5], [0.3, 0.8]),
+        "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
+    },
+    "abdominal_wall": {
+        **_tissue([[0.45, 0.12, 0.10], [0.70, 0.30, 0.25]], [0.3, 0.6], [0.2, 0.5], 50.0, [0.2, 0.5]),
+        "size_m": F([0.40, 0.48], "range", 0.05, 3.0, doc="cavity width"),
+    },
+    "ligament": {
+        **_tissue([[0.60, 0.40, 0.25], [0.85, 0.65, 0.45]], [0.3, 0.5], [0.3, 0.6], 90.0, [0.1, 0.3]),
+        "width_m": F([0.03, 0.06], "range", 0.002, 0.3),
+    },
+    "instruments": {
+        "count": F([0, 3], "int_range", 0, 8, doc="instruments per sample"),
+        "kinds": F(["grasper", "hook"], "list_str", doc="drawn uniformly per instrument"),
+        "shaft_radius_m": F([0.0025, 0.0025], "range", 0.0005, 0.02),
+        "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
+        "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
+        "tip_distance_m": F([0.035, 0.10], "range", 0.005, 1.0, doc="tip distance from the camera"),
+        "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
+        "shaft_color": F([[0.01, 0.01, 0.01], [0.05, 0.05, 0.05]], "color", 0.0, 1.0),
+        "tip_color": F([[0.55, 0.55, 0.55], [0.8, 0.8, 0.8]], "color", 0.0, 1.0),
+        "tip_roughness": F([0.15, 0.35], "range", 0.0, 1.0),
+        "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
+                   "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units"),
+    },
+}
+
+# Tissue sections built into the procedural scene, in class-table order.
+TISSUES = ("liver", "gallbladder", "fat", "abdominal_wall", "ligament")
+
+# Fields of one [[meshes]] entry (patient-mesh scenes).
+MESH_SCHEMA: dict[str, F] = {
+    "path": F(None, "str", doc="STL, OBJ or PLY file; relative paths are relative to the preset file"),
+    "class": F(None, "str", doc="class name from the class table (or a [[classes]] extra)"),
+    "scale": F(0.001, "float", 1e-9, 1e9, doc="multiplies coordinates into metres (0.001 for mm)"),
+    "material": F("", "str", doc="tissue section whose look to use; default: the class's own"),
+}
+
+# Fields of one [[classes]] entry (extra classes beyond ids 0..7).
+EXTRA_CLASS_SCHEMA: dict[str, F] = {
+    "name": F(None, "str"),
+    "id": F(None, "int", 8, 255),
+    "color": F(None, "rgb255", 0, 255),
+}
+
+LABEL_RENDER = {
+    # The label pass: one sample per pixel at the pixel centre, so ids, depth and
+    # normals are never blended across object edges.
+    "samples": 1,
+    "filter_width": 0.01,
+}

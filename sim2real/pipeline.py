@@ -1,0 +1,220 @@
+"""The render job: one implementation behind ``sim2real render``, ``--workers``,
+``--shard`` and the headless ``blender -b -P sim2real/render.py`` script.
+
+Samples are independent: sample ``i`` is drawn from (config, seed, i) alone, so any
+split of the indices over processes or machines gives the same data set, and a rerun
+renders only what is missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .config import class_table, fingerprint, load_config
+from .dataset import DatasetWriter, sample_id
+from .errors import Sim2RealError
+from .exr import write_exr
+from .io import write_json_atomic, write_png
+
+
+@dataclass
+class RenderJob:
+    """What to render: a preset, where, which indices."""
+
+    preset: str | None
+    out: str
+    count: int
+    seed: int = 0
+    start: int = 0
+    shard: tuple[int, int] = (0, 1)  # (i, n): this job renders indices with index % n == i
+    overrides: dict | None = None
+
+    def config(self) -> dict:
+        return load_config(self.preset, self.overrides)
+
+    def indices(self) -> list[int]:
+        i, n = self.shard
+        return [k for k in range(self.start, self.start + self.count) if k % n == i]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return (0, 1)
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise Sim2RealError(f"--shard {text!r}: expected i/n, e.g. 0/4 (the first of four shards)") from None
+    if n < 1 or not 0 <= i < n:
+        raise Sim2RealError(f"--shard {text}: need 0 <= i < n")
+    return (i, n)
+
+
+def open_writer(job: RenderJob, cfg: dict) -> DatasetWriter:
+    table = class_table(cfg)
+    info = {"kind": "render", "classes": table.to_json(), "config": cfg, "seed": job.seed}
+    return DatasetWriter(job.out, info, fingerprint=fingerprint(cfg, seed=job.seed))
+
+
+def write_sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: dict, engine_version: str):
+    """Write the files of one rendered sample into folder ``d``."""
+    from .postprocess import sample_meta
+
+    write_png(d / "image.png", arrays["image"])
+    write_png(d / "segmentation.png", arrays["segmentation"])
+    write_png(d / "instances.png", arrays["instances"])
+    write_exr(d / "depth.exr", {"Z": arrays["depth"]})
+    n = arrays["normals"]
+    write_exr(d / "normals.exr", {"X": n[..., 0], "Y": n[..., 1], "Z": n[..., 2]})
+    meta = sample_meta(desc, arrays, table, {"id": sid})
+    meta["render"]["blender_version"] = engine_version
+    meta["render"]["seconds"] = {k: round(v, 4) for k, v in timings.items()}
+    write_json_atomic(d / "meta.json", meta)
+
+
+def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: int | None = None) -> int:
+    """Render ``indices`` in this process (needs bpy); returns how many were rendered."""
+    from .blender.passes import blender_version_string
+    from .blender.renderer import BlenderRenderer
+    from .scene.sampler import Sampler
+
+    cfg = job.config()
+    if threads:
+        cfg["render"]["threads"] = threads
+    writer = open_writer(job, cfg)
+    table = class_table(cfg)
+    sampler = Sampler(cfg)
+    renderer = BlenderRenderer()
+    version = blender_version_string()
+    done = 0
+    try:
+        for idx in indices:
+            sid = sample_id(idx)
+            if writer.has(sid):
+                continue
+            t0 = time.perf_counter()
+            desc = sampler(job.seed, idx)
+            t1 = time.perf_counter()
+            with writer.write_sample(sid) as d:  # raw passes and outputs land in a temp folder
+                arrays, timings = renderer.render(desc, d)
+                t2 = time.perf_counter()
+                timings = {"sample_s": t1 - t0, **timings}
+                write_sample_files(d, sid, desc, arrays, table, timings, version)
+                timings["write_s"] = time.perf_counter() - t2
+            done += 1
+            if on_done is not None:
+                on_done(idx, timings)
+    finally:
+        renderer.close()
+    return done
+
+
+def _worker(job: RenderJob, indices: list[int], threads: int, queue) -> None:
+    try:
+        render_indices(job, indices, on_done=lambda i, t: queue.put(("done", i)), threads=threads)
+        queue.put(("exit", None))
+    except Sim2RealError as exc:
+        queue.put(("error", str(exc)))
+    except BaseException as exc:  # report, never hang the parent
+        import traceback
+
+        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
+    """Render the job's missing samples, in ``workers`` processes; returns a summary.
+
+    ``progress`` is an object with ``update(n)`` (e.g. :class:`sim2real.progress.Progress`).
+    """
+    cfg = job.config()
+    writer = open_writer(job, cfg)  # validates the folder before any worker starts
+    todo = [i for i in job.indices() if not writer.has(sample_id(i))]
+    summary = {"requested": len(job.indices()), "skipped": len(job.indices()) - len(todo), "rendered": 0}
+    if progress is not None:
+        progress.total = len(todo)
+    if not todo:
+        return summary
+    t0 = time.perf_counter()
+    if workers <= 1:
+        summary["rendered"] = render_indices(job, todo, on_done=lambda i, t: progress and progress.update(1))
+    else:
+        cores = os.cpu_count() or 1
+        threads = cfg["render"]["threads"] or max(1, cores // workers)
+        ctx = mp.get_context("spawn")  # bpy is not fork-safe
+        queue = ctx.Queue()
+        chunks = [todo[k::workers] for k in range(workers)]
+        procs = [ctx.Process(target=_worker, args=(job, c, threads, queue), daemon=True) for c in chunks if c]
+        for p in procs:
+            p.start()
+        running, errors = len(procs), []
+        try:
+            while running:
+                kind, payload = queue.get()
+                if kind == "done":
+                    summary["rendered"] += 1
+                    if progress is not None:
+                        progress.update(1)
+                elif kind == "exit":
+                    running -= 1
+                else:
+                    errors.append(payload)
+                    running -= 1
+        finally:
+            for p in procs:
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.terminate()
+        if errors:
+            raise Sim2RealError("a render worker failed: " + errors[0])
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def run_with_blender(job: RenderJob, blender: str, workers: int = 1) -> int:
+    """Run the same job in a Blender binary (``blender -b -P sim2real/render.py -- ...``)."""
+    import shlex
+    import subprocess
+
+    script = Path(__file__).resolve().parent / "render.py"
+    args = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script), "--",
+            *job_to_args(job), "--workers", str(workers)]
+    try:
+        return subprocess.call(args)
+    except FileNotFoundError:
+        raise Sim2RealError(f"--blender {blender}: no such program; give the path of the blender executable "
+                            f"(or drop --blender to render with the bpy module)") from None
+    except PermissionError:
+        raise Sim2RealError(f"--blender {shlex.quote(blender)} is not executable") from None
+
+
+def job_to_args(job: RenderJob) -> list[str]:
+    args = ["--out", str(job.out), "--count", str(job.count), "--seed", str(job.seed), "--start", str(job.start),
+            "--shard", f"{job.shard[0]}/{job.shard[1]}"]
+    if job.preset is not None:
+        args += ["--preset", str(job.preset)]
+    for k, v in (job.overrides or {}).items():
+        args += ["--set", f"{k}={v}"]
+    return args
+
+
+def parse_set(items) -> dict:
+    """``--set render.samples=4`` -> {"render.samples": 4} (values parsed as TOML)."""
+    import tomllib
+
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or "." not in key:
+            raise Sim2RealError(f"--set {item!r}: expected section.field=value, e.g. render.samples=8")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare string
+    return out
+
+
+__all__ = ["RenderJob", "run", "run_with_blender", "render_indices", "parse_shard", "parse_set", "__version__"]

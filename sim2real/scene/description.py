@@ -1,0 +1,98 @@
+"""A plain description of one sample: what the renderer builds, and what the metadata records.
+
+All geometry is in world metres (Blender world, z up); poses are 4x4 camera-to-world with
+OpenCV camera axes (x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Material:
+    base_color: tuple[float, float, float]  # linear RGB
+    roughness: float
+    specular: float
+    metallic: float = 0.0
+    color2: tuple[float, float, float] | None = None  # mottling colour (None: flat)
+    noise_scale: float = 50.0  # 1/m
+    noise_strength: float = 0.0
+    bump: float = 0.0
+    texture_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass
+class MeshObject:
+    name: str
+    class_id: int
+    instance_id: int  # 1..65535, unique within the sample
+    vertices: np.ndarray  # (N, 3) float, world metres
+    faces: np.ndarray  # (M, 3) int
+    material: Material
+    smooth: bool = True
+
+
+@dataclass
+class Camera:
+    width: int
+    height: int
+    k: np.ndarray  # 3x3, pixels
+    camera_to_world: np.ndarray  # 4x4, OpenCV axes
+    hfov_rad: float
+    clip_start_m: float
+    clip_end_m: float
+
+
+@dataclass
+class Light:
+    """A spot light at the camera centre, pointing along the optical axis."""
+
+    energy_w: float
+    spot_size_rad: float
+    spot_blend: float
+    radius_m: float
+    color: tuple[float, float, float]
+    ambient: float
+
+
+@dataclass
+class Instrument:
+    index: int
+    kind: str  # grasper | hook
+    shaft_instance_id: int
+    tip_instance_id: int
+    pose_world: np.ndarray  # 4x4: origin at the shaft end (joint), +z along the shaft towards the tip
+    tip_world: np.ndarray  # (3,) the working end (jaw tips / hook end)
+    opening_rad: float
+    shaft_radius_m: float
+
+
+@dataclass
+class RenderSettings:
+    samples: int
+    denoise: bool
+    max_bounces: int
+    threads: int
+    device: str
+    exposure: float
+    noise_seed: int
+    fov_mask: tuple[float, float, float] | None  # (cx, cy, radius) in pixels, or None
+
+
+@dataclass
+class SceneDescription:
+    index: int
+    seed: int
+    objects: list[MeshObject]
+    camera: Camera
+    light: Light
+    render: RenderSettings
+    instruments: list[Instrument] = field(default_factory=list)
+    target_class: str = ""
+    target_point: np.ndarray | None = None
+
+    def instance_table(self) -> list[dict]:
+        return [{"id": o.instance_id, "name": o.name, "class_id": o.class_id} for o in self.objects]

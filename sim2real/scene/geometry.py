@@ -1,0 +1,148 @@
+"""Numpy geometry: triangle meshes, frames and rays (metres, Blender world: z up)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# OpenCV camera axes (x right, y down, z forward) from Blender's (x right, y up, -z forward).
+BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def normalize(v: np.ndarray, axis: int = -1) -> np.ndarray:
+    n = np.linalg.norm(v, axis=axis, keepdims=True)
+    return v / np.where(n == 0, 1, n)
+
+
+def uv_sphere(n_lon: int = 64, n_lat: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-sphere vertices and outward-facing triangles (closed, no duplicate poles)."""
+    lat = np.linspace(0, np.pi, n_lat + 1)[1:-1]
+    lon = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    ring = np.stack([np.sin(la) * np.cos(lo), np.sin(la) * np.sin(lo), np.cos(la)], -1).reshape(-1, 3)
+    verts = np.concatenate([[[0, 0, 1.0]], ring, [[0, 0, -1.0]]])
+    faces = []
+    idx = lambda i, j: 1 + i * n_lon + (j % n_lon)  # noqa: E731
+    for j in range(n_lon):
+        faces.append((0, idx(0, j), idx(0, j + 1)))
+    for i in range(n_lat - 2):
+        for j in range(n_lon):
+            a, b, c, d = idx(i, j), idx(i, j + 1), idx(i + 1, j), idx(i + 1, j + 1)
+            faces += [(a, c, b), (b, c, d)]
+    last = len(verts) - 1
+    for j in range(n_lon):
+        faces.append((idx(n_lat - 2, j), last, idx(n_lat - 2, j + 1)))
+    return verts, np.asarray(faces, np.int32)
+
+
+def cylinder(radius: float, length: float, n: int = 24, capped: bool = True):
+    """A cylinder along +z from z=0 to z=length (outward faces)."""
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.stack([radius * np.cos(a), radius * np.sin(a)], -1)
+    v = np.concatenate([np.c_[ring, np.zeros(n)], np.c_[ring, np.full(n, length)]])
+    f = []
+    for j in range(n):
+        k = (j + 1) % n
+        f += [(j, k, n + k), (j, n + k, n + j)]
+    if capped:
+        v = np.concatenate([v, [[0, 0, 0], [0, 0, length]]])
+        c0, c1 = 2 * n, 2 * n + 1
+        for j in range(n):
+            k = (j + 1) % n
+            f += [(c0, k, j), (c1, n + j, n + k)]
+    return v.astype(np.float64), np.asarray(f, np.int32)
+
+
+def box(sx: float, sy: float, sz: float):
+    """An axis-aligned box centred on the origin with sides (sx, sy, sz)."""
+    v = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * [sx, sy, sz]
+    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], np.int32)
+    return v, f
+
+
+def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    return normalize(vn)
+
+
+def transform_points(m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return p @ m[:3, :3].T + m[:3, 3]
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 3x3 rotation taking unit vector a onto unit vector b."""
+    a, b = normalize(np.asarray(a, float)), normalize(np.asarray(b, float))
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if c < -1 + 1e-9:
+        axis = normalize(np.cross(a, [1, 0, 0] if abs(a[0]) < 0.9 else [0, 1, 0]))
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def axis_angle(axis, angle: float) -> np.ndarray:
+    axis = normalize(np.asarray(axis, float))
+    x, y, z = axis
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c + x * x * (1 - c), x * y * (1 - c) - z * s, x * z * (1 - c) + y * s],
+                     [y * x * (1 - c) + z * s, c + y * y * (1 - c), y * z * (1 - c) - x * s],
+                     [z * x * (1 - c) - y * s, z * y * (1 - c) + x * s, c + z * z * (1 - c)]])
+
+
+def look_at_opencv(eye, target, up=(0, 0, 1), roll: float = 0.0) -> np.ndarray:
+    """camera_to_world (4x4, OpenCV axes) for a camera at ``eye`` looking at ``target``."""
+    z = normalize(np.asarray(target, float) - np.asarray(eye, float))
+    up = np.asarray(up, float)
+    if abs(np.dot(z, normalize(up))) > 0.999:
+        up = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x = normalize(np.cross(z, -up))  # image right
+    y = np.cross(z, x)  # image down
+    r = np.stack([x, y, z], axis=1)
+    if roll:
+        r = r @ axis_angle([0, 0, 1], roll)
+    m = np.eye(4)
+    m[:3, :3] = r
+    m[:3, 3] = eye
+    return m
+
+
+def intrinsics(width: int, height: int, hfov_rad: float) -> np.ndarray:
+    """K in pixels for a horizontal field of view; square pixels, centred principal point."""
+    f = (width / 2) / np.tan(hfov_rad / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
+
+
+def project(k: np.ndarray, camera_to_world: np.ndarray, points_world: np.ndarray) -> np.ndarray:
+    """(N, 3) world points -> (N, 3) of (u, v, z): continuous pixel coords and camera depth."""
+    w2c = np.linalg.inv(camera_to_world)
+    pc = transform_points(w2c, np.atleast_2d(points_world))
+    uv = pc @ k.T
+    return np.c_[uv[:, :2] / uv[:, 2:3], pc[:, 2]]
+
+
+def ray_triangles(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Distances along one ray to each of (T, 3, 3) triangles (inf where missed); Moller-Trumbore."""
+    e1 = tris[:, 1] - tris[:, 0]
+    e2 = tris[:, 2] - tris[:, 0]
+    p = np.cross(direction, e2)
+    det = np.einsum("ij,ij->i", e1, p)
+    ok = np.abs(det) > eps
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1), 0)
+    s = origin - tris[:, 0]
+    u = np.einsum("ij,ij->i", s, p) * inv
+    q = np.cross(s, e1)
+    v = (q @ direction) * inv
+    t = np.einsum("ij,ij->i", e2, q) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
+    return np.where(hit, t, np.inf)
+
+
+def inside_closed_mesh(point: np.ndarray, tris: np.ndarray) -> bool:
+    """Parity test along a fixed oblique ray (robust enough for sampling camera poses)."""
+    d = normalize(np.array([0.5773, 0.5774, 0.5775]) + 1e-3)
+    t = ray_triangles(np.asarray(point, float), d, tris)
+    return int(np.isfinite(t).sum()) % 2 == 1

@@ -1,0 +1,284 @@
+"""The seeded sampler: (config, seed, index) -> SceneDescription. Plain numpy, no bpy.
+
+Every random draw comes from ``numpy.random.SeedSequence([seed, index])``, split into one
+stream per concern (shapes, materials, camera, instruments, light), so the same
+(config, seed, index) always gives the same scene, whichever process renders it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..classes import ClassTable
+from ..config import class_table
+from ..defaults import TISSUES
+from ..errors import Sim2RealError
+from . import shapes
+from .description import Camera, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
+from .geometry import inside_closed_mesh, intrinsics, look_at_opencv, normalize, ray_triangles, vertex_normals
+from .meshio import load_mesh
+
+
+class SamplingError(Sim2RealError):
+    pass
+
+
+def _u(rng: np.random.Generator, r) -> float:
+    lo, hi = r
+    return float(lo if lo == hi else rng.uniform(lo, hi))
+
+
+def sample_material(rng: np.random.Generator, sec: dict) -> Material:
+    lo, hi = np.asarray(sec["color"][0]), np.asarray(sec["color"][1])
+    base = lo + (hi - lo) * rng.random(3)
+    base = np.clip(base * (1 + rng.normal(0, _u(rng, sec["color_variation"]), 3)), 0, 1)
+    strength = _u(rng, sec["noise_strength"])
+    color2 = np.clip(base * rng.uniform(0.45, 0.75) + rng.normal(0, 0.02, 3), 0, 1)
+    return Material(
+        base_color=tuple(float(c) for c in base),
+        roughness=_u(rng, sec["roughness"]),
+        specular=_u(rng, sec["specular"]),
+        color2=tuple(float(c) for c in color2),
+        noise_scale=float(sec["noise_scale"]) * rng.uniform(0.8, 1.25),
+        noise_strength=strength,
+        bump=_u(rng, sec["bump"]),
+        texture_offset=tuple(float(x) for x in rng.uniform(-100, 100, 3)),
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_mesh(path: str, scale: float):
+    v, f = load_mesh(path)
+    return v * scale, f
+
+
+class Sampler:
+    """Draws scene descriptions for one config; ``sampler(seed, index)``."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.table: ClassTable = class_table(cfg)
+        if cfg["scene"]["mode"] == "meshes":
+            self._patient = self._load_patient()
+
+    def __call__(self, seed: int, index: int) -> SceneDescription:
+        ss = np.random.SeedSequence([int(seed), int(index)])
+        r_shape, r_mat, r_cam, r_tool, r_light, r_render = (np.random.default_rng(s) for s in ss.spawn(6))
+        cfg = self.cfg
+        if cfg["scene"]["mode"] == "procedural":
+            objects, wall = self._procedural(r_shape, r_mat)
+        else:
+            objects, wall = self._patient_scene(r_shape, r_mat)
+        camera, target_class, target_point = self._camera(r_cam, objects, wall)
+        instruments = self._instruments(r_tool, camera, objects, wall)
+        for inst, shaft, tip in instruments:
+            objects += [shaft, tip]
+        light = self._light(r_light)
+        rs = cfg["render"]
+        w, h = rs["resolution"]
+        fov = None
+        if rs["fov_mask"]:
+            diag = float(np.hypot(w, h))
+            off = rs["fov_mask_offset"]
+            fov = (w / 2 + r_render.uniform(-off, off) * w, h / 2 + r_render.uniform(-off, off) * h,
+                   _u(r_render, rs["fov_mask_radius"]) * diag)
+        render = RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
+                                threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
+                                noise_seed=int(r_render.integers(0, 2**31 - 1)), fov_mask=fov)
+        return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=light,
+                                render=render, instruments=[i for i, _, _ in instruments],
+                                target_class=target_class, target_point=target_point)
+
+    # --- organs -------------------------------------------------------------------------
+
+    def _procedural(self, rng, rmat):
+        cfg = self.cfg
+        objs: list[MeshObject] = []
+        nid = iter(range(1, 65536))
+        lc = cfg["liver"]
+        lv, lf, info = shapes.liver(rng, _u(rng, lc["size_m"]), _u(rng, lc["left_lobe_fraction"]),
+                                    _u(rng, lc["edge_sharpness"]), _u(rng, lc["shape_noise_m"]))
+        a, b = info["semi_axes"]
+        mats = {t: sample_material(rmat, cfg[t]) for t in TISSUES}
+        if lc["enabled"]:
+            objs.append(MeshObject("liver", self.table.id_of("liver"), next(nid), lv, lf, mats["liver"]))
+        gc = cfg["gallbladder"]
+        if gc["enabled"]:
+            length, radius = _u(rng, gc["length_m"]), _u(rng, gc["radius_m"])
+            gv, gf = shapes.gallbladder(rng, length, radius)
+            tilt = rng.uniform(0.15, 0.45)  # neck up into the liver bed
+            rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+            gx = info["split_x"] + rng.uniform(0.25, 0.5) * (a - info["split_x"])
+            fundus_y = -b - _u(rng, gc["protrusion_m"])
+            centre = np.array([gx, fundus_y + length / 2 * np.cos(tilt), -radius * 0.55])
+            objs.append(MeshObject("gallbladder", self.table.id_of("gallbladder"), next(nid),
+                                   gv @ rot.T + centre, gf, mats["gallbladder"]))
+        wc = cfg["abdominal_wall"]
+        size = _u(rng, wc["size_m"])
+        wall_axes = np.array([size / 2, size / 2 * 1.1, size / 2 * 0.5])
+        wall_centre = np.array([0.0, -0.04, 0.02])
+        fc = cfg["fat"]
+        if fc["enabled"]:
+            fv, ff = shapes.lumpy_ellipsoid(rng, [a * 1.3, b * 0.9, 0.03], _u(rng, fc["lumpiness_m"]))
+            fv += [0, -b - 0.05, -0.055]
+            objs.append(MeshObject("fat", self.table.id_of("fat"), next(nid), fv, ff, mats["fat"]))
+        gl = cfg["ligament"]
+        if gl["enabled"]:
+            top = wall_centre[2] + wall_axes[2] + 0.02
+            mv, mf = shapes.ligament(rng, info["split_x"], -b * 0.6, _u(rng, gl["width_m"]) + b * 0.6, 0.0, top)
+            objs.append(MeshObject("ligament", self.table.id_of("ligament"), next(nid), mv, mf, mats["ligament"]))
+        if wc["enabled"]:
+            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(128, 64), inward=True)
+            objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), next(nid),
+                                   wv + wall_centre, wf, mats["abdominal_wall"]))
+        return objs, (wall_centre, wall_axes)
+
+    def _load_patient(self):
+        return [(m, *_cached_mesh(m["path"], float(m["scale"]))) for m in self.cfg["meshes"]]
+
+    def _patient_scene(self, rng, rmat):
+        cfg = self.cfg
+        objs: list[MeshObject] = []
+        allv = np.concatenate([v for _, v, _ in self._patient])
+        centre = (allv.min(0) + allv.max(0)) / 2
+        half = (allv.max(0) - allv.min(0)) / 2
+        mats = {}
+        for i, (m, v, f) in enumerate(self._patient):
+            look = m["material"] or (m["class"] if m["class"] in TISSUES else "ligament")
+            if look not in mats:
+                mats[look] = sample_material(rmat, cfg[look])
+            objs.append(MeshObject(f"{m['class']}_{i}", self.table.id_of(m["class"]), i + 1, v - centre, f,
+                                   mats[look]))
+        wall_axes = half * 1.25 + 0.06
+        wall_centre = np.zeros(3)
+        if cfg["abdominal_wall"]["enabled"]:
+            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(128, 64), inward=True)
+            objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), len(objs) + 1,
+                                   wv, wf, sample_material(rmat, cfg["abdominal_wall"])))
+        return objs, (wall_centre, wall_axes)
+
+    # --- camera -------------------------------------------------------------------------
+
+    def _camera(self, rng, objects, wall):
+        cc = self.cfg["camera"]
+        w, h = self.cfg["render"]["resolution"]
+        wall_centre, wall_axes = wall
+        solids = [o for o in objects if o.name != "abdominal_wall"]
+        tris_all = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
+        candidates = [t for t in self.cfg["scene"]["target"] if any(o.class_id == self.table.id_of(t) for o in objects)]
+        if not candidates:
+            raise SamplingError(f"scene.target {self.cfg['scene']['target']} names no object present in the scene")
+        mean_dir = normalize(np.asarray(cc["direction"], float))
+        spread = np.deg2rad(cc["direction_spread_deg"])
+        for _ in range(cc["max_tries"]):
+            tclass = candidates[rng.integers(len(candidates))]
+            tobjs = [o for o in objects if o.class_id == self.table.id_of(tclass)]
+            o = tobjs[rng.integers(len(tobjs))]
+            vn = vertex_normals(o.vertices, o.faces)
+            d = _cone(rng, mean_dir, spread)
+            facing = np.flatnonzero(vn @ d > 0.3)
+            if len(facing) == 0:
+                continue
+            target = o.vertices[facing[rng.integers(len(facing))]]
+            eye = target + d * _u(rng, cc["distance_m"])
+            if np.sum(((eye - wall_centre) / (wall_axes - 0.015)) ** 2) >= 1:
+                continue  # outside (or too close to) the abdominal wall
+            if any(inside_closed_mesh(eye, ob.vertices[ob.faces]) for ob in solids if len(ob.faces) > 50):
+                continue
+            ray = normalize(target - eye)
+            t = ray_triangles(eye, ray, tris_all)
+            if np.min(t, initial=np.inf) < np.linalg.norm(target - eye) - 0.002:
+                continue  # something sits between the scope and its target
+            if np.min(t, initial=np.inf) < cc["clip_start_m"] * 2:
+                continue
+            hfov = np.deg2rad(_u(rng, cc["fov_deg"]))
+            roll = np.deg2rad(_u(rng, cc["roll_deg"]))
+            c2w = look_at_opencv(eye, target, up=(0, 0, 1), roll=roll)
+            cam = Camera(width=w, height=h, k=intrinsics(w, h, hfov), camera_to_world=c2w, hfov_rad=hfov,
+                         clip_start_m=cc["clip_start_m"], clip_end_m=cc["clip_end_m"])
+            return cam, tclass, target
+        raise SamplingError(f"no free camera pose found in {cc['max_tries']} draws; widen camera.distance_m or "
+                            f"camera.direction_spread_deg, or raise camera.max_tries")
+
+    # --- instruments --------------------------------------------------------------------
+
+    def _instruments(self, rng, camera: Camera, objects, wall):
+        ic = self.cfg["instruments"]
+        lo, hi = ic["count"]
+        n = int(rng.integers(lo, hi + 1))
+        wall_centre, wall_axes = wall
+        solids = [o for o in objects if o.name != "abdominal_wall"]
+        tris = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
+        kinv = np.linalg.inv(camera.k)
+        c2w = camera.camera_to_world
+        out = []
+        next_id = max(o.instance_id for o in objects) + 1
+        for i in range(n):
+            kind = ic["kinds"][rng.integers(len(ic["kinds"]))]
+            for _attempt in range(50):
+                frac = ic["tip_in_view"]
+                u = camera.width * (0.5 + frac * rng.uniform(-0.5, 0.5))
+                v = camera.height * (0.5 + frac * rng.uniform(-0.5, 0.5))
+                ray_c = kinv @ [u, v, 1.0]
+                dist = _u(rng, ic["tip_distance_m"])
+                tip = c2w[:3, :3] @ (ray_c * dist / ray_c[2]) + c2w[:3, 3]
+                # the tip must sit in free space in front of whatever the scope sees there
+                ray_w = normalize(c2w[:3, :3] @ ray_c)
+                hit = np.min(ray_triangles(c2w[:3, 3], ray_w, tris), initial=np.inf)
+                if hit < np.linalg.norm(tip - c2w[:3, 3]) + 0.004:
+                    continue
+                port = np.asarray(ic["ports"][rng.integers(len(ic["ports"]))], float)
+                pxy = port * wall_axes[:2] + rng.normal(0, 0.01, 2)
+                inside = 1 - np.sum((pxy / wall_axes[:2]) ** 2)
+                if inside <= 0.05:
+                    continue
+                entry = wall_centre + np.r_[pxy, wall_axes[2] * np.sqrt(inside)]
+                axis = normalize(tip - entry)
+                entry = entry - axis * 0.04  # start outside the wall
+                seg = np.linalg.norm(tip - entry)
+                if np.min(ray_triangles(entry, axis, tris), initial=np.inf) < seg:
+                    continue  # the shaft would pass through an organ
+                # keep the shaft away from the scope itself
+                cam_pos = c2w[:3, 3]
+                s = np.clip(np.dot(cam_pos - entry, axis), 0, seg)
+                if np.linalg.norm(entry + axis * s - cam_pos) < 0.012:
+                    continue
+                r = _u(rng, ic["shaft_radius_m"])
+                tl = _u(rng, ic["tip_length_m"])
+                opening = np.deg2rad(_u(rng, ic["opening_deg"])) if kind == "grasper" else 0.0
+                (sv, sf), (tv, tf), pose = shapes.instrument(rng, kind, entry, tip, r, tl, opening)
+                smat = _metal(rng, ic["shaft_color"], (0.3, 0.5), metallic=0.3)
+                tmat = _metal(rng, ic["tip_color"], ic["tip_roughness"], metallic=1.0)
+                shaft = MeshObject(f"tool{i}_shaft", self.table.id_of("tool_shaft"), next_id, sv, sf, smat)
+                tipo = MeshObject(f"tool{i}_tip", self.table.id_of("tool_tip"), next_id + 1, tv, tf, tmat)
+                inst = Instrument(index=i, kind=kind, shaft_instance_id=next_id, tip_instance_id=next_id + 1,
+                                  pose_world=pose, tip_world=tip, opening_rad=float(opening), shaft_radius_m=r)
+                next_id += 2
+                out.append((inst, shaft, tipo))
+                break
+        return out
+
+    def _light(self, rng) -> Light:
+        lc = self.cfg["light"]
+        lo, hi = np.asarray(lc["color"][0]), np.asarray(lc["color"][1])
+        return Light(energy_w=_u(rng, lc["energy_w"]), spot_size_rad=float(np.deg2rad(_u(rng, lc["spot_size_deg"]))),
+                     spot_blend=_u(rng, lc["spot_blend"]), radius_m=float(lc["radius_m"]),
+                     color=tuple(float(c) for c in lo + (hi - lo) * rng.random(3)), ambient=_u(rng, lc["ambient"]))
+
+
+def _metal(rng, color, rough, metallic):
+    lo, hi = np.asarray(color[0]), np.asarray(color[1])
+    c = lo + (hi - lo) * rng.random()
+    return Material(base_color=tuple(float(x) for x in c), roughness=_u(rng, rough), specular=0.5, metallic=metallic)
+
+
+def _cone(rng, axis: np.ndarray, half_angle: float) -> np.ndarray:
+    """A direction uniformly distributed in the cone of ``half_angle`` around ``axis``."""
+    cos_t = rng.uniform(np.cos(half_angle), 1.0)
+    phi = rng.uniform(0, 2 * np.pi)
+    sin_t = np.sqrt(1 - cos_t ** 2)
+    a = normalize(np.cross(axis, [1, 0, 0] if abs(axis[0]) < 0.9 else [0, 1, 0]))
+    b = np.cross(axis, a)
+    return normalize(cos_t * axis + sin_t * (np.cos(phi) * a + np.sin(phi) * b))
