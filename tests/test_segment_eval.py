@@ -130,3 +130,21 @@ def test_cli_train_eval_and_user_errors(fake_render_dataset, fake_real_folder, t
     assert _run_cli(["segment", "train", "--data", str(fake_render_dataset), "--out", str(tmp_path / "r3"),
                      "--classes", "spleen"]) == 2
     assert "--sim-map" in capsys.readouterr().err
+
+
+def test_consistency_scorer_scores_in_memory_variants(fake_render_dataset, fake_real_folder, tmp_path):
+    import torch
+
+    from sim2real.dataset import open_dataset
+    from sim2real.segment.consistency import ConsistencyScorer
+
+    items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
+    train(items, tmp_path / "real_run", TrainConfig(steps=1, **TINY), device="cpu", progress=False)
+    ds = open_dataset(fake_render_dataset)
+    scorer = ConsistencyScorer(tmp_path / "real_run", ds.classes, device=torch.device("cpu"))
+    imgs = [s.image() for s in ds]
+    segs = [s.segmentation() for s in ds]
+    per_class = scorer.score(imgs, segs)
+    means = scorer.score_mean(imgs, segs)
+    assert means.shape == (4,)
+    assert means[0] == pytest.approx((per_class[0]["gallbladder"] + per_class[0]["tool"]) / 2)

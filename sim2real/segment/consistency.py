@@ -39,6 +39,11 @@ class ConsistencyScorer:
         return out
 
 
+    def score_mean(self, images: list[np.ndarray], segmentations: list[np.ndarray]) -> np.ndarray:
+        """float64 (N,) mean Dice over the classes per image: the scalar a ``--min-consistency`` filter compares."""
+        return np.array([float(np.mean(list(d.values()))) for d in self.score(images, segmentations)])
+
+
 def consistency_scores(checkpoint, dataset, device: str = "auto", sim_map=None, batch: int = 16,
                        progress=None) -> dict[str, dict[str, float]]:
     """``{sample_id: {class: dice}}`` for every sample of a sim2real data set.

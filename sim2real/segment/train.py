@@ -126,6 +126,7 @@ def data_fingerprint(items: list[Item]) -> str:
 def resolve_device(device: str):
     import torch
 
+    device = str(device)  # accepts a torch.device too
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
