@@ -119,6 +119,7 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
             log(f"arm ({arm}) seed {seed}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
 
     result = collect(out, cfg, split)
+    result["domain_stats"] = _domain_stats(cfg, real, classes)
     result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads(), "device": device}
     result["markdown"] = to_markdown(result)
     write_json_atomic(out / "report.json", {k: v for k, v in result.items() if k != "markdown"})
@@ -126,6 +127,17 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
 
     write_bytes_atomic(out / "report.md", (result["markdown"] + "\n").encode())
     return result
+
+
+def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict:
+    """Class content and colour of each available source (see :mod:`.diagnostics`)."""
+    from .diagnostics import domain_stats
+
+    stats = {"real": domain_stats(real, classes, cfg.size)}
+    for name, path in (("render", cfg.render), ("translated", cfg.translated)):
+        if path:
+            stats[name] = domain_stats(sim_items(path, classes), classes, cfg.size)
+    return stats
 
 
 def _settings(cfg: ExperimentConfig) -> dict:
@@ -211,6 +223,11 @@ def to_markdown(result: dict) -> str:
         wall = sum(r["train_wall_s"] for r in runs) / len(runs)
         lines.append(f"| ({arm}) | {entry['what']} | {runs[0]['train_images']} | "
                      f"{','.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + f" | {wall:.0f} |")
+    if result.get("domain_stats"):
+        from .diagnostics import stats_markdown
+
+        lines += ["", "Domain statistics (up to 100 images per source, at the training size):", ""]
+        lines += stats_markdown(result["domain_stats"], classes)
     t = result.get("torch", {})
     lines += ["", f"torch {t.get('version', '?')}, {t.get('threads', '?')} thread(s), device {t.get('device', '?')}; "
               f"{result['machine']['cpus']} CPUs ({result['machine']['platform']})."]
