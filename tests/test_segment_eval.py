@@ -148,3 +148,25 @@ def test_consistency_scorer_scores_in_memory_variants(fake_render_dataset, fake_
     means = scorer.score_mean(imgs, segs)
     assert means.shape == (4,)
     assert means[0] == pytest.approx((per_class[0]["gallbladder"] + per_class[0]["tool"]) / 2)
+
+
+def test_ranking_skips_frames_empty_in_truth_and_prediction():
+    from sim2real.segment.evaluate import rank_images
+
+    report = {"per_image": [
+        {"dice": {"g": 1.0, "t": 1.0}, "present": {"g": False, "t": False}},  # black frame: not ranked
+        {"dice": {"g": 0.9, "t": 1.0}, "present": {"g": True, "t": False}},
+        {"dice": {"g": 0.2, "t": 0.0}, "present": {"g": True, "t": False}},  # tool predicted, absent: 0
+    ]}
+    best, worst = rank_images(report, 1)
+    assert best == [1] and worst == [2]
+
+
+def test_domain_stats_counts_class_content(fake_real_folder):
+    from sim2real.segment.diagnostics import domain_stats
+
+    items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
+    s = domain_stats(items, ["gallbladder", "tool"], size=(32, 16))
+    assert s["n_images"] == 6
+    assert s["classes"]["tool"]["images_with"] == 1.0
+    assert 0 < s["classes"]["gallbladder"]["pixel_fraction_of_lit"] < 1
