@@ -41,13 +41,14 @@ SCHEMA: dict[str, dict[str, F]] = {
         "name": F("default", "str"),
         "mode": F("procedural", "choice", choices=("procedural", "meshes"),
                   doc="procedural organs, or organ meshes listed in [[meshes]]"),
-        "target": F(["gallbladder", "liver"], "list_str", doc="classes the camera aims at (one drawn per sample)"),
+        "target": F(["gallbladder", "gallbladder", "liver"], "list_str",
+                    doc="classes the camera aims at, one drawn uniformly per sample (repeat a name to weight it)"),
     },
     "render": {
         "resolution": F([452, 256], "int_pair", 8, 8192, doc="width, height in pixels"),
-        "samples": F(16, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
+        "samples": F(8, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
         "denoise": F(True, "bool", doc="OpenImageDenoise on the image (labels never denoised)"),
-        "max_bounces": F(3, "int", 0, 64),
+        "max_bounces": F(2, "int", 0, 64),
         "threads": F(0, "int", 0, 1024, doc="Cycles CPU threads; 0 = all"),
         "device": F("CPU", "choice", choices=("CPU", "GPU")),
         "exposure": F(0.0, "float", -10.0, 10.0, doc="stops, applied before the sRGB transform"),
@@ -96,7 +97,7 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "ligament": {
         **_tissue([[0.60, 0.40, 0.25], [0.85, 0.65, 0.45]], [0.3, 0.5], [0.3, 0.6], 90.0, [0.1, 0.3]),
-        "width_m": F([0.03, 0.06], "range", 0.002, 0.3),
+        "width_m": F([0.02, 0.05], "range", 0.002, 0.3),
     },
     "instruments": {
         "count": F([0, 3], "int_range", 0, 8, doc="instruments per sample"),

@@ -61,7 +61,7 @@ def make_material(name: str, m: Material):
         nt.links.new(coord.outputs["Object"], mapping.inputs["Vector"])
         noise = nt.nodes.new("ShaderNodeTexNoise")
         noise.inputs["Scale"].default_value = m.noise_scale
-        noise.inputs["Detail"].default_value = 6.0
+        noise.inputs["Detail"].default_value = 2.0
         nt.links.new(mapping.outputs["Vector"], noise.inputs["Vector"])
         ramp = nt.nodes.new("ShaderNodeMapRange")
         ramp.inputs["From Min"].default_value = 0.3
@@ -77,6 +77,7 @@ def make_material(name: str, m: Material):
         if m.bump > 0:
             bump_noise = nt.nodes.new("ShaderNodeTexNoise")
             bump_noise.inputs["Scale"].default_value = m.noise_scale * 4
+            bump_noise.inputs["Detail"].default_value = 1.0
             nt.links.new(mapping.outputs["Vector"], bump_noise.inputs["Vector"])
             bump = nt.nodes.new("ShaderNodeBump")
             bump.inputs["Strength"].default_value = min(1.0, 0.3 * m.bump)

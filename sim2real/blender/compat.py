@@ -46,7 +46,11 @@ def enable_passes(view_layer, depth: bool, normal: bool, index: bool) -> None:
 def set_denoise(scene, on: bool) -> None:
     scene.cycles.use_denoising = on
     if on:
-        try:
-            scene.cycles.denoiser = "OPENIMAGEDENOISE"
-        except TypeError:
-            pass
+        # albedo+normal guided OIDN with the cheap prefilter: ~0.3 s at 452x256 on 2 cores,
+        # where the default "accurate" prefilter costs ~2 s for no visible gain here
+        for attr, value in (("denoiser", "OPENIMAGEDENOISE"), ("denoising_prefilter", "FAST"),
+                            ("denoising_quality", "BALANCED")):
+            try:
+                setattr(scene.cycles, attr, value)
+            except (AttributeError, TypeError):  # 4.2 has no denoising_quality
+                pass

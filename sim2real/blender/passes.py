@@ -66,9 +66,24 @@ def render_image(scene, rs: RenderSettings, path: Path) -> None:
     _render_to(scene, path)
 
 
+def _label_material():
+    """A plain diffuse material for the label render: shading is irrelevant there, and
+    the scene's textured materials would triple its cost. Bump maps are not applied, so
+    label normals are the smooth geometric shading normals."""
+    bpy = require_bpy()
+    mat = bpy.data.materials.get("sim2real_label_override")
+    if mat is None:
+        mat = bpy.data.materials.new("sim2real_label_override")
+        mat["sim2real"] = True
+    return mat
+
+
 def render_labels(scene, path: Path) -> None:
     """Object index, depth and normal passes from one pixel-centred sample per pixel."""
-    compat.enable_passes(scene.view_layers[0], depth=True, normal=True, index=True)
+    vl = scene.view_layers[0]
+    compat.enable_passes(vl, depth=True, normal=True, index=True)
+    previous_override = vl.material_override
+    vl.material_override = _label_material()
     scene.cycles.samples = LABEL_RENDER["samples"]
     scene.cycles.use_adaptive_sampling = False
     scene.cycles.filter_width = LABEL_RENDER["filter_width"]
@@ -79,6 +94,7 @@ def render_labels(scene, path: Path) -> None:
         _render_to(scene, path)
     finally:
         scene.cycles.max_bounces = bounces
+        vl.material_override = previous_override
 
 
 def blender_version_string() -> str:

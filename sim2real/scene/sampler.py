@@ -127,10 +127,10 @@ class Sampler:
         gl = cfg["ligament"]
         if gl["enabled"]:
             top = wall_centre[2] + wall_axes[2] + 0.02
-            mv, mf = shapes.ligament(rng, info["split_x"], -b * 0.6, _u(rng, gl["width_m"]) + b * 0.6, 0.0, top)
+            mv, mf = shapes.ligament(rng, info["split_x"], -b * 0.3, _u(rng, gl["width_m"]) + b * 0.5, 0.0, top)
             objs.append(MeshObject("ligament", self.table.id_of("ligament"), next(nid), mv, mf, mats["ligament"]))
         if wc["enabled"]:
-            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(128, 64), inward=True)
+            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(96, 48), inward=True)
             objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), next(nid),
                                    wv + wall_centre, wf, mats["abdominal_wall"]))
         return objs, (wall_centre, wall_axes)
@@ -154,7 +154,7 @@ class Sampler:
         wall_axes = half * 1.25 + 0.06
         wall_centre = np.zeros(3)
         if cfg["abdominal_wall"]["enabled"]:
-            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(128, 64), inward=True)
+            wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(96, 48), inward=True)
             objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), len(objs) + 1,
                                    wv, wf, sample_material(rmat, cfg["abdominal_wall"])))
         return objs, (wall_centre, wall_axes)

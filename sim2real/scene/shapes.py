@@ -26,7 +26,7 @@ def _sig(x):
 
 
 def liver(rng: np.random.Generator, width: float, left_lobe_fraction: float, edge_sharpness: float,
-          noise_m: float, res: tuple[int, int] = (128, 64)):
+          noise_m: float, res: tuple[int, int] = (112, 56)):
     """Two lobes, a smooth dome, a flatter visceral surface and a sharp inferior edge."""
     u, f = uv_sphere(*res)
     x, y, z = u.T
@@ -62,7 +62,7 @@ def gallbladder(rng: np.random.Generator, length: float, radius: float, res=(48,
     return p @ rot.T, f
 
 
-def lumpy_ellipsoid(rng: np.random.Generator, semi_axes, lumpiness: float, res=(96, 48), inward=False):
+def lumpy_ellipsoid(rng: np.random.Generator, semi_axes, lumpiness: float, res=(80, 40), inward=False):
     """An ellipsoid with bumps of about ``lumpiness`` metres (fat, abdominal wall)."""
     u, f = uv_sphere(*res)
     p = u * np.asarray(semi_axes)
