@@ -9,7 +9,7 @@ from sim2real.translate.config import TranslatorConfig, load_config, preset_name
 from sim2real.translate.generators import RealGenerator, SimGenerator, SimToReal
 from sim2real.translate.losses import msssim_gray, msssim_gray_safe, msssim_settings, structure_loss
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on a shared 2-core box are slower than 1
 
 TINY = {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2}
 

@@ -14,7 +14,7 @@ from sim2real.translate.config import load_config
 from sim2real.translate.data import RealFrames, SimImages
 from sim2real.translate.trainer import Trainer
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on a shared 2-core box are slower than 1
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
         "data": {"load_size": 32, "crop": [32, 48]},
