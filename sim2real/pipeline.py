@@ -113,7 +113,12 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
     return done
 
 
-def _worker(job: RenderJob, indices: list[int], threads: int, queue) -> None:
+def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths: list[str]) -> None:
+    import sys
+
+    # A parent that already imported bpy has Blender's script folders on sys.path; spawn
+    # copies them, and their pure-Python `bpy` package would shadow the compiled module.
+    sys.path[:] = [p for p in sys.path if p not in set(drop_paths)]
     try:
         render_indices(job, indices, on_done=lambda i, t: queue.put(("done", i)), threads=threads)
         queue.put(("exit", None))
@@ -147,7 +152,8 @@ def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
         ctx = mp.get_context("spawn")  # bpy is not fork-safe
         queue = ctx.Queue()
         chunks = [todo[k::workers] for k in range(workers)]
-        procs = [ctx.Process(target=_worker, args=(job, c, threads, queue), daemon=True) for c in chunks if c]
+        procs = [ctx.Process(target=_worker, args=(job, c, threads, queue, _blender_paths()), daemon=True)
+                 for c in chunks if c]
         for p in procs:
             p.start()
         running, errors = len(procs), []
@@ -172,6 +178,15 @@ def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
             raise Sim2RealError("a render worker failed: " + errors[0])
     summary["seconds"] = time.perf_counter() - t0
     return summary
+
+
+def _blender_paths() -> list[str]:
+    """sys.path entries that importing the bpy module added (Blender's scripts folders)."""
+    import re
+    import sys
+
+    user = os.path.join(os.path.expanduser("~"), ".config", "blender")
+    return [p for p in sys.path if re.search(r"[\\/]bpy[\\/]\d+\.\d+[\\/]scripts", p) or p.startswith(user)]
 
 
 def run_with_blender(job: RenderJob, blender: str, workers: int = 1) -> int:

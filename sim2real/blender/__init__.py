@@ -19,6 +19,7 @@ def require_bpy():
     """Import and return bpy, or raise one friendly error saying how to get it."""
     try:
         import bpy  # noqa: F401
-    except ImportError:
-        raise BpyMissing(INSTALL_HINT) from None
+    except ImportError as exc:
+        detail = "" if getattr(exc, "name", None) == "bpy" else f" (import failed: {exc})"
+        raise BpyMissing(INSTALL_HINT + detail) from None
     return bpy
