@@ -135,16 +135,24 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write uint8 (H,W)/(H,W,3) or uint16 (H,W) as a lossless PNG."""
-    import imageio.v3 as iio
-
     if array.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"PNG needs uint8 or uint16, got {array.dtype}")
+    try:
+        import imageio.v3 as iio
+    except ImportError:  # Blender's bundled Python (the add-on): numpy + zlib codec
+        from .png import write_png as _write
+
+        return _write(path, np.ascontiguousarray(array))
     iio.imwrite(path, np.ascontiguousarray(array), extension=".png")
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    import imageio.v3 as iio
+    try:
+        import imageio.v3 as iio
+    except ImportError:  # Blender's bundled Python (the add-on)
+        from .png import read_png as _read
 
+        return _read(path)
     return np.asarray(iio.imread(path))
 
 
