@@ -78,6 +78,32 @@ def fingerprint(cfg: dict, **extra) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def to_toml(cfg: dict) -> str:
+    """A complete config as an editable TOML preset (round-trips through load_config)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    lines = []
+    for sec, fields in SCHEMA.items():
+        lines.append(f"[{sec}]")
+        for key, f in fields.items():
+            doc = f"  # {f.doc}" if f.doc else ""
+            lines.append(f"{key} = {val(cfg[sec][key])}{doc}")
+        lines.append("")
+    for name, items in (("classes", cfg.get("classes", [])), ("meshes", cfg.get("meshes", []))):
+        for item in items:
+            lines.append(f"[[{name}]]")
+            lines += [f"{k} = {val(v)}" for k, v in item.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
 def _merge(cfg: dict, data: dict, where: str, base_dir: Path | None = None) -> None:
     for sec, body in data.items():
         if sec == "meshes":

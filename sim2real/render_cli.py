@@ -105,15 +105,16 @@ def preview(dataset, out, rows):
 
 
 @click.command()
-@click.option("--show", default=None, metavar="NAME", help="print one preset, completed with defaults, as JSON")
+@click.option("--show", default=None, metavar="NAME", help="print one preset completed with every default, as TOML")
 def presets(show):
-    """List the scene presets in scenes/ (or show one, with every default filled in)."""
-    import json
+    """List the scene presets in scenes/, or print one completed with every default.
 
-    from .config import load_config, preset_names
+    Example: sim2real presets --show default > scenes/mine.toml
+    """
+    from .config import load_config, preset_names, to_toml
 
     if show:
-        click.echo(json.dumps(load_config(show), indent=2))
+        click.echo(to_toml(load_config(show)), nl=False)
         return
     for name in preset_names():
         click.echo(name)
