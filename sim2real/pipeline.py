@@ -70,14 +70,20 @@ def write_sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: di
     write_exr(d / "depth.exr", {"Z": arrays["depth"]})
     n = arrays["normals"]
     write_exr(d / "normals.exr", {"X": n[..., 0], "Y": n[..., 1], "Z": n[..., 2]})
-    meta = sample_meta(desc, arrays, table, {"id": sid})
+    meta = sample_meta(desc, arrays, table, {"id": sid, **desc.meta})
     meta["render"]["blender_version"] = engine_version
     meta["render"]["seconds"] = {k: round(v, 4) for k, v in timings.items()}
     write_json_atomic(d / "meta.json", meta)
 
 
-def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: int | None = None) -> int:
-    """Render ``indices`` in this process (needs bpy); returns how many were rendered."""
+def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: int | None = None,
+                   sampler=None, renderer=None) -> int:
+    """Render ``indices`` in this process (needs bpy); returns how many were rendered.
+
+    ``sampler`` ((seed, index) -> SceneDescription) and ``renderer`` (a BlenderRenderer)
+    default to the preset's; the user-scene path (:mod:`sim2real.blender.user_scene`)
+    passes its own.
+    """
     from .blender.passes import blender_version_string
     from .blender.renderer import BlenderRenderer
     from .scene.sampler import Sampler
@@ -87,8 +93,8 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
         cfg["render"]["threads"] = threads
     writer = open_writer(job, cfg)
     table = class_table(cfg)
-    sampler = Sampler(cfg)
-    renderer = BlenderRenderer()
+    sampler = sampler or Sampler(cfg)
+    renderer = renderer or BlenderRenderer()
     version = blender_version_string()
     done = 0
     try:

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="render processes")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a preset field, e.g. render.samples=8")
+    p.add_argument("--blend", default=None, help="render the labelled objects of this .blend (implied when Blender "
+                   "was started with a .blend file); see sim2real/blender/user_scene.py")
     return p
 
 
@@ -47,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
             raise Sim2RealError("--count must be >= 0")
         job = RenderJob(preset=args.preset or "default", out=args.out, count=args.count, seed=args.seed,
                         start=args.start, shard=parse_shard(args.shard), overrides=parse_set(args.set))
+        from sim2real.blender.user_scene import opened_blend, run_user_scene
+
         with Progress(len(job.indices()), "render", unit="samples") as bar:
-            summary = run(job, workers=args.workers, progress=bar)
+            if args.blend or opened_blend():  # a hand-made, labelled scene (the add-on's labels)
+                summary = run_user_scene(job, args.blend, args.preset, workers=args.workers, progress=bar)
+            else:
+                summary = run(job, workers=args.workers, progress=bar)
         print(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {args.out}",
               file=sys.stderr)
         return 0

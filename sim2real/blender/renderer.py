@@ -24,7 +24,7 @@ class BlenderRenderer:
     def render(self, desc: SceneDescription, workdir: Path) -> tuple[dict, dict]:
         workdir = Path(workdir)
         t0 = time.perf_counter()
-        build.build(desc, self.scene)
+        self.prepare(desc)
         passes.configure(self.scene, desc.render, desc.camera.width, desc.camera.height)
         t1 = time.perf_counter()
         img_path, lab_path = workdir / "_image.exr", workdir / "_labels.exr"
@@ -41,6 +41,10 @@ class BlenderRenderer:
         lab_path.unlink()
         t4 = time.perf_counter()
         return arrays, {"build_s": t1 - t0, "image_s": t2 - t1, "labels_s": t3 - t2, "postprocess_s": t4 - t3}
+
+    def prepare(self, desc: SceneDescription) -> None:
+        """Make the Blender scene show ``desc`` (a hook: the user-scene renderer poses, not builds)."""
+        build.build(desc, self.scene)
 
     def close(self) -> None:
         build.clear()

@@ -93,6 +93,7 @@ class SceneDescription:
     instruments: list[Instrument] = field(default_factory=list)
     target_class: str = ""
     target_point: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)  # extra top-level meta.json entries (e.g. a user scene's source)
 
     def instance_table(self) -> list[dict]:
         return [{"id": o.instance_id, "name": o.name, "class_id": o.class_id} for o in self.objects]
