@@ -97,6 +97,8 @@ def write_overlays(segmenter, items: list[Item], report: dict, out_dir, k: int =
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("best_*.png"), *out_dir.glob("worst_*.png")]:
+        stale.unlink()  # from an earlier evaluation into the same folder
     best, worst = rank_images(report, k)
     colors = class_colors(segmenter.classes)
     written = {"best": [], "worst": []}
