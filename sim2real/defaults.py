@@ -58,7 +58,7 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "camera": {
         "fov_deg": F([60.0, 80.0], "range", 20.0, 120.0, doc="horizontal field of view"),
-        "distance_m": F([0.06, 0.14], "range", 0.005, 2.0, doc="camera to aimed point"),
+        "distance_m": F([0.035, 0.09], "range", 0.005, 2.0, doc="camera to aimed point"),
         "direction": F([0.0, -0.75, 0.65], "vec3", -1.0, 1.0, doc="mean direction from target to camera (world)"),
         "direction_spread_deg": F(35.0, "float", 0.0, 180.0, doc="cone half-angle around direction"),
         "roll_deg": F([-25.0, 25.0], "range", -180.0, 180.0),
@@ -67,7 +67,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "max_tries": F(200, "int", 1, 100000, doc="draws before giving up on a free camera pose"),
     },
     "light": {
-        "energy_w": F([0.3, 1.2], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
+        "energy_w": F([0.12, 0.5], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
         "spot_size_deg": F([90.0, 130.0], "range", 1.0, 180.0),
         "spot_blend": F([0.4, 0.9], "range", 0.0, 1.0),
         "radius_m": F(0.002, "float", 0.0, 0.1, doc="light size (softens speculars)"),
@@ -75,20 +75,20 @@ SCHEMA: dict[str, dict[str, F]] = {
         "ambient": F([0.0, 0.02], "range", 0.0, 10.0, doc="world background strength"),
     },
     "liver": {
-        **_tissue([[0.25, 0.04, 0.03], [0.45, 0.10, 0.07]], [0.25, 0.5], [0.3, 0.7], 40.0, [0.1, 0.35]),
+        **_tissue([[0.16, 0.025, 0.02], [0.32, 0.06, 0.05]], [0.2, 0.45], [0.4, 0.8], 40.0, [0.15, 0.4]),
         "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
         "edge_sharpness": F([0.75, 0.92], "range", 0.0, 0.98, doc="how thin the inferior edge gets"),
         "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
     },
     "gallbladder": {
-        **_tissue([[0.22, 0.30, 0.12], [0.45, 0.45, 0.25]], [0.2, 0.4], [0.4, 0.8], 80.0, [0.1, 0.3]),
+        **_tissue([[0.20, 0.25, 0.08], [0.45, 0.42, 0.20]], [0.15, 0.35], [0.5, 0.9], 80.0, [0.15, 0.4]),
         "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
         "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
-        **_tissue([[0.55, 0.40, 0.12], [0.80, 0.62, 0.30]], [0.2, 0.45], [0.3, 0.6], 120.0, [0.2, 0.5], [0.3, 0.8]),
+        **_tissue([[0.55, 0.35, 0.08], [0.80, 0.55, 0.20]], [0.2, 0.45], [0.4, 0.7], 120.0, [0.25, 0.55], [0.3, 0.8]),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
@@ -102,10 +102,10 @@ SCHEMA: dict[str, dict[str, F]] = {
     "instruments": {
         "count": F([0, 3], "int_range", 0, 8, doc="instruments per sample"),
         "kinds": F(["grasper", "hook"], "list_str", doc="drawn uniformly per instrument"),
-        "shaft_radius_m": F([0.0025, 0.0025], "range", 0.0005, 0.02),
+        "shaft_radius_m": F([0.0025, 0.005], "range", 0.0005, 0.02, doc="2.5 mm = a 5 mm instrument"),
         "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
-        "tip_distance_m": F([0.035, 0.10], "range", 0.005, 1.0, doc="tip distance from the camera"),
+        "tip_distance_m": F([0.025, 0.07], "range", 0.005, 1.0, doc="tip distance from the camera"),
         "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
         "shaft_color": F([[0.01, 0.01, 0.01], [0.05, 0.05, 0.05]], "color", 0.0, 1.0),
         "tip_color": F([[0.55, 0.55, 0.55], [0.8, 0.8, 0.8]], "color", 0.0, 1.0),
