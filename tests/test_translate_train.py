@@ -204,3 +204,12 @@ def test_cli_train_refuses_to_overwrite_and_resume_needs_checkpoint(fake_render_
         main(["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder / "images"),
               "--out", str(run)])
     assert e.value.code == 2
+
+
+@pytest.mark.shared_data
+def test_endoscapes_frames_load_as_the_real_domain(shared_data):
+    cfg = tiny_cfg()
+    rf = RealFrames([shared_data / "real" / "endoscapes-dev" / "images"], cfg.data)
+    assert len(rf) == 343
+    img = rf.get(0)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[0] <= 480
