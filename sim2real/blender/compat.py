@@ -54,3 +54,10 @@ def set_denoise(scene, on: bool) -> None:
                 setattr(scene.cycles, attr, value)
             except (AttributeError, TypeError):  # 4.2 has no denoising_quality
                 pass
+
+
+def use_multilayer_exr(image_settings) -> None:
+    """Multilayer EXR output: a file format before 5.0, a media type from 5.0 on."""
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "MULTI_LAYER_IMAGE"
+    image_settings.file_format = "OPEN_EXR_MULTILAYER"

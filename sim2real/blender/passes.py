@@ -41,7 +41,7 @@ def configure(scene, rs: RenderSettings, width: int, height: int) -> None:
     scene.view_settings.gamma = 1.0
     scene.display_settings.display_device = "sRGB"
     img = scene.render.image_settings
-    img.file_format = "OPEN_EXR_MULTILAYER"
+    compat.use_multilayer_exr(img)
     img.color_depth = "32"
     img.exr_codec = "NONE"  # readable without the openexr package (Blender's own Python)
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from .. import postprocess
+from ..errors import Sim2RealError
 from ..exr import read_exr
 from ..scene.description import SceneDescription
 from . import build, passes, require_bpy
@@ -34,9 +35,14 @@ class BlenderRenderer:
             t2 = time.perf_counter()
             passes.render_labels(self.scene, lab_path)
         t3 = time.perf_counter()
-        arrays = postprocess.process(
-            read_exr(img_path), read_exr(lab_path), desc.camera.k, desc.camera.camera_to_world,
-            {o.instance_id: o.class_id for o in desc.objects}, desc.render.fov_mask, desc.render.exposure)
+        try:
+            arrays = postprocess.process(
+                read_exr(img_path), read_exr(lab_path), desc.camera.k, desc.camera.camera_to_world,
+                {o.instance_id: o.class_id for o in desc.objects}, desc.render.fov_mask, desc.render.exposure)
+        except KeyError as exc:
+            raise Sim2RealError(
+                f"Blender {passes.blender_version_string()} wrote no label passes ({exc.args[0]}); "
+                f"use Blender/bpy 4.2 or 4.5 LTS (bpy 5.0.1 writes only the Combined pass to EXR files)") from None
         img_path.unlink()
         lab_path.unlink()
         t4 = time.perf_counter()
