@@ -196,20 +196,33 @@ def _blender_paths() -> list[str]:
 
 
 def run_with_blender(job: RenderJob, blender: str, workers: int = 1) -> int:
-    """Run the same job in a Blender binary (``blender -b -P sim2real/render.py -- ...``)."""
+    """Run the same job in Blender binaries (``blender -b -P sim2real/render.py -- ...``).
+
+    ``workers`` > 1 starts that many Blender processes on interleaved sub-shards: indices
+    with ``index % (n * workers) == i + n * k`` for k < workers, whose union is exactly
+    the job's shard ``index % n == i`` (Blender's bundled Python cannot spawn bpy workers).
+    """
+    import dataclasses
     import shlex
     import subprocess
 
     script = Path(__file__).resolve().parent / "render.py"
-    args = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script), "--",
-            *job_to_args(job), "--workers", str(workers)]
+    i, n = job.shard
+    procs = []
     try:
-        return subprocess.call(args)
+        for k in range(workers):
+            sub = dataclasses.replace(job, shard=(i + n * k, n * workers))
+            args = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script), "--",
+                    *job_to_args(sub)]
+            procs.append(subprocess.Popen(args))
     except FileNotFoundError:
         raise Sim2RealError(f"--blender {blender}: no such program; give the path of the blender executable "
                             f"(or drop --blender to render with the bpy module)") from None
     except PermissionError:
         raise Sim2RealError(f"--blender {shlex.quote(blender)} is not executable") from None
+    finally:
+        codes = [p.wait() for p in procs]
+    return max(codes, default=0)
 
 
 def job_to_args(job: RenderJob) -> list[str]:

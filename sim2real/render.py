@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    inside_blender = "bpy" in sys.modules  # a Blender binary preloads bpy; the bpy module does not
     root = Path(__file__).resolve().parent.parent
     if str(root) not in sys.path:  # Blender's Python does not have sim2real installed
         sys.path.insert(0, str(root))
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.count < 0:
             raise Sim2RealError("--count must be >= 0")
+        if args.workers > 1 and inside_blender:
+            raise Sim2RealError("--workers needs the bpy module; with a Blender binary run "
+                                "`sim2real render --blender PATH --workers N`, which starts N Blender processes")
         job = RenderJob(preset=args.preset or "default", out=args.out, count=args.count, seed=args.seed,
                         start=args.start, shard=parse_shard(args.shard), overrides=parse_set(args.set))
         from sim2real.blender.user_scene import opened_blend, run_user_scene

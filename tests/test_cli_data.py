@@ -63,6 +63,17 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     rest = args[args.index("--") + 1:]
     assert rest[rest.index("--count") + 1] == "3" and rest[rest.index("--seed") + 1] == "4"
     assert "render.samples=2" in rest
+    # two workers = two Blender processes on interleaved sub-shards covering the job
+    main_args = ["render", "--out", str(tmp_path / "o3"), "--count", "6", "--blender", str(fake), "--no-preview",
+                 "--workers", "2", "--shard", "1/3"]
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+    log.unlink()
+    try:
+        main(main_args)
+    except SystemExit as e:
+        assert e.code in (0, None)
+    shards = sorted(line.split("--shard ")[1].split()[0] for line in log.read_text().splitlines())
+    assert shards == ["1/6", "4/6"]
     code, _, err = _run(capsys, "render", "--out", str(tmp_path / "o2"), "--count", "1",
                         "--blender", str(tmp_path / "no-blender"))
     assert code == 2 and "no such program" in err
