@@ -47,7 +47,7 @@ def clear() -> None:
 def make_material(name: str, m: Material):
     bpy = require_bpy()
     mat = _tag(bpy.data.materials.new(name))
-    mat.use_nodes = True
+    compat.use_nodes(mat)
     nt = mat.node_tree
     bsdf = next(n for n in nt.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
     compat.set_input(bsdf, "Roughness", m.roughness)
@@ -140,7 +140,7 @@ def make_camera(desc: SceneDescription, col, scene):
     col.objects.link(lobj)
     lobj.parent = obj  # the light rides on the scope, pointing where it looks
     world = _tag(bpy.data.worlds.new("sim2real_world"))
-    world.use_nodes = True
+    compat.use_nodes(world)
     bg = world.node_tree.nodes.get("Background")
     if bg is not None:
         bg.inputs["Color"].default_value = (0.3, 0.08, 0.06, 1.0)

@@ -61,3 +61,14 @@ def use_multilayer_exr(image_settings) -> None:
     if hasattr(image_settings, "media_type"):
         image_settings.media_type = "MULTI_LAYER_IMAGE"
     image_settings.file_format = "OPEN_EXR_MULTILAYER"
+
+
+def writes_passes_to_exr() -> bool:
+    """bpy 5.0.1 writes only the Combined pass to (multilayer) EXR files (seen headless)."""
+    return version() < (5, 0, 0)
+
+
+def use_nodes(idb) -> None:
+    """Node-based materials/worlds: a switch before 5.0, always on (and deprecated) after."""
+    if version() < (5, 0, 0):
+        idb.use_nodes = True

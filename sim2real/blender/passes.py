@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..defaults import LABEL_RENDER
+from ..exr import read_exr
 from ..scene.description import RenderSettings
 from . import compat, require_bpy
 
@@ -78,12 +81,16 @@ def _label_material():
     return mat
 
 
-def render_labels(scene, path: Path) -> None:
-    """Object index, depth and normal passes from one pixel-centred sample per pixel."""
+def render_labels(scene, path: Path) -> dict:
+    """Object index, depth and normal passes from one pixel-centred sample per pixel.
+
+    Returns the channels (``*.IndexOB.X``, ``*.Depth.Z``, ``*.Normal.X/Y/Z``). Where
+    Blender writes no passes to EXR files (bpy 5.0), the same values are rendered as
+    exact emission colours instead (two one-sample renders).
+    """
     vl = scene.view_layers[0]
     compat.enable_passes(vl, depth=True, normal=True, index=True)
     previous_override = vl.material_override
-    vl.material_override = _label_material()
     scene.cycles.samples = LABEL_RENDER["samples"]
     scene.cycles.use_adaptive_sampling = False
     scene.cycles.filter_width = LABEL_RENDER["filter_width"]
@@ -91,10 +98,82 @@ def render_labels(scene, path: Path) -> None:
     bounces = scene.cycles.max_bounces
     scene.cycles.max_bounces = 0
     try:
-        _render_to(scene, path)
+        if compat.writes_passes_to_exr():
+            vl.material_override = _label_material()
+            _render_to(scene, path)
+            return read_exr(path)
+        return _labels_as_emission(scene, vl, path)
     finally:
         scene.cycles.max_bounces = bounces
         vl.material_override = previous_override
+
+
+def _emission_material(name: str, build):
+    bpy = require_bpy()
+    mat = bpy.data.materials.get(name)
+    if mat is None:
+        mat = bpy.data.materials.new(name)
+        mat["sim2real"] = True
+        compat.use_nodes(mat)
+        nt = mat.node_tree
+        nt.nodes.clear()
+        out = nt.nodes.new("ShaderNodeOutputMaterial")
+        emit = nt.nodes.new("ShaderNodeEmission")
+        emit.inputs["Strength"].default_value = 1.0
+        nt.links.new(emit.outputs["Emission"], out.inputs["Surface"])
+        combine = nt.nodes.new("ShaderNodeCombineXYZ")
+        nt.links.new(combine.outputs["Vector"], emit.inputs["Color"])
+        build(nt, combine)
+    return mat
+
+
+def _index_depth(nt, combine):
+    info = nt.nodes.new("ShaderNodeObjectInfo")
+    cam = nt.nodes.new("ShaderNodeCameraData")
+    nt.links.new(info.outputs["Object Index"], combine.inputs["X"])
+    nt.links.new(cam.outputs["View Z Depth"], combine.inputs["Y"])
+
+
+def _normal(nt, combine):
+    # (n + 1) / 2 keeps the colour positive; decoded below
+    geo = nt.nodes.new("ShaderNodeNewGeometry")
+    sep = nt.nodes.new("ShaderNodeSeparateXYZ")
+    nt.links.new(geo.outputs["Normal"], sep.inputs["Vector"])
+    for axis in "XYZ":
+        m = nt.nodes.new("ShaderNodeMath")
+        m.operation = "MULTIPLY_ADD"
+        m.inputs[1].default_value = 0.5
+        m.inputs[2].default_value = 0.5
+        nt.links.new(sep.outputs[axis], m.inputs[0])
+        nt.links.new(m.outputs["Value"], combine.inputs[axis])
+
+
+def _labels_as_emission(scene, vl, path: Path) -> dict:
+    world = scene.world
+    strength = None
+    if world is not None and world.node_tree is not None and world.node_tree.nodes.get("Background"):
+        bg = world.node_tree.nodes["Background"]
+        strength = bg.inputs["Strength"].default_value
+        bg.inputs["Strength"].default_value = 0.0  # no surface -> exact zeros
+    try:
+        vl.material_override = _emission_material("sim2real_label_index_depth", _index_depth)
+        _render_to(scene, path)
+        a = read_exr(path)
+        vl.material_override = _emission_material("sim2real_label_normal", _normal)
+        _render_to(scene, path)
+        b = read_exr(path)
+    finally:
+        if strength is not None:
+            world.node_tree.nodes["Background"].inputs["Strength"].default_value = strength
+    from ..postprocess import channel, NO_SURFACE_BLENDER
+
+    index = channel(a, "Combined.R")
+    hit = index > 0.5
+    depth = channel(a, "Combined.G")
+    out = {"Labels.IndexOB.X": index, "Labels.Depth.Z": np.where(hit, depth, NO_SURFACE_BLENDER * 10)}
+    for c, axis in zip("RGB", "XYZ"):
+        out[f"Labels.Normal.{axis}"] = np.where(hit, channel(b, f"Combined.{c}") * 2 - 1, 0)
+    return out
 
 
 def blender_version_string() -> str:

@@ -33,11 +33,11 @@ class BlenderRenderer:
         with ctx:
             passes.render_image(self.scene, desc.render, img_path)
             t2 = time.perf_counter()
-            passes.render_labels(self.scene, lab_path)
+            label_channels = passes.render_labels(self.scene, lab_path)
         t3 = time.perf_counter()
         try:
             arrays = postprocess.process(
-                read_exr(img_path), read_exr(lab_path), desc.camera.k, desc.camera.camera_to_world,
+                read_exr(img_path), label_channels, desc.camera.k, desc.camera.camera_to_world,
                 {o.instance_id: o.class_id for o in desc.objects}, desc.render.fov_mask, desc.render.exposure)
         except KeyError as exc:
             raise Sim2RealError(
