@@ -195,6 +195,7 @@ class UserSceneSampler:
         from ..scene.sampler import Sampler
 
         self.scene, self.cfg, self.settings = scene, cfg, settings
+        self.camera = scene.camera  # the user's; the renderer points scene.camera at its own while rendering
         self.table = class_table(cfg)
         self.objects = labelled_objects(scene, self.table)
         if not self.objects:
@@ -242,7 +243,7 @@ class UserSceneSampler:
             for o in objects:  # geometry was only needed to aim; meta.json does not carry it
                 o.vertices, o.faces = np.zeros((0, 3)), np.zeros((0, 3), np.int32)
         else:
-            cam_obj = scene.camera
+            cam_obj = self.camera
             hfov = _hfov(cam_obj.data, w, h)
             camera = Camera(width=w, height=h, k=intrinsics(w, h, hfov), camera_to_world=camera_pose_cv(cam_obj),
                             hfov_rad=hfov, clip_start_m=cam_obj.data.clip_start, clip_end_m=cam_obj.data.clip_end)
