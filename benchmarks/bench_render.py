@@ -33,14 +33,16 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--memory-samples", type=int, default=200)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="preset override, as in sim2real render")
     args = ap.parse_args()
 
-    from sim2real import pipeline
-    from sim2real.pipeline import RenderJob, render_indices
+    from sim2real.pipeline import RenderJob, parse_set, render_indices
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
-        job = RenderJob(args.preset, str(Path(tmp) / "speed"), args.samples + 1, seed=123)
+        job = RenderJob(args.preset, str(Path(tmp) / "speed"), args.samples + 1, seed=123,
+                        overrides=parse_set(args.set))
         last = [time.perf_counter()]
 
         def on_done(i, t):

@@ -46,7 +46,7 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "render": {
         "resolution": F([452, 256], "int_pair", 8, 8192, doc="width, height in pixels"),
-        "samples": F(8, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
+        "samples": F(4, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
         "denoise": F(True, "bool", doc="OpenImageDenoise on the image (labels never denoised)"),
         "max_bounces": F(2, "int", 0, 64),
         "threads": F(0, "int", 0, 1024, doc="Cycles CPU threads; 0 = all"),
