@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -219,7 +220,11 @@ class SIM2REAL_OT_render_dataset(_Run, bpy.types.Operator):
         out = _output_dir(s)
         job = _prepare_job(context, s, out, s.count)
         tmp = tempfile.mkdtemp(prefix="sim2real_render_")
-        blend = _scene_copy(tmp) if s.source == "SCENE" else None
+        try:
+            blend = _scene_copy(tmp) if s.source == "SCENE" else None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         expected = [module("dataset").sample_id(i) for i in job.indices()]
         task = tasks.start(tasks.Task("render", tasks.headless_command(_job_args(job, blend)), out=out,
                                       expected=expected, cleanup=[tmp]))
@@ -275,8 +280,12 @@ class SIM2REAL_OT_render_preview(_Run, bpy.types.Operator):
         s = _settings(context)
         tmp = tempfile.mkdtemp(prefix="sim2real_preview_")
         out = str(Path(tmp) / "set")
-        job = _prepare_job(context, s, out, 1, start=s.index)
-        blend = _scene_copy(tmp) if s.source == "SCENE" else None
+        try:
+            job = _prepare_job(context, s, out, 1, start=s.index)
+            blend = _scene_copy(tmp) if s.source == "SCENE" else None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
         def finish(task):
             if task.state == "done":

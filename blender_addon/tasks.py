@@ -35,13 +35,18 @@ class Task:
         self.done = self._count()
         self.initial = self.done
         self.on_finish, self.cleanup = on_finish, list(cleanup)
-        self.state, self.message = "running", ""
+        self.state, self.message = "new", ""
+        self.proc = None
+        self.log_path = ""
         self.started = time.monotonic()
-        fd, self.log_path = tempfile.mkstemp(prefix=f"sim2real_{kind}_", suffix=".log")
+
+    def launch(self) -> None:
+        fd, self.log_path = tempfile.mkstemp(prefix=f"sim2real_{self.kind}_", suffix=".log")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env)
+        self.state, self.started = "running", time.monotonic()
 
     @property
     def running(self) -> bool:
@@ -111,7 +116,8 @@ class Task:
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the process ends (tests, scripts); returns the final state."""
-        self.proc.wait(timeout=timeout)
+        if self.proc is not None:
+            self.proc.wait(timeout=timeout)
         self.poll()
         return self.state
 
@@ -136,10 +142,15 @@ def headless_command(args: list[str]) -> list[str]:
 
 
 def start(task: Task) -> Task:
-    old = TASKS.get(task.kind)
-    if old is not None and old.running:
-        task.cancel()
-        raise RuntimeError(f"a {task.kind} is already running")
+    """Launch ``task`` (one per kind at a time) and poll it from a timer."""
+    if running(task.kind):
+        raise RuntimeError(f"a {task.kind} is already running; wait or cancel it")
+    try:
+        task.launch()
+    except OSError as exc:
+        for p in task.cleanup:
+            shutil.rmtree(p, ignore_errors=True)
+        raise RuntimeError(f"cannot start {task.cmd[0]} ({exc.strerror})") from None
     TASKS[task.kind] = task
     if not bpy.app.timers.is_registered(_tick):
         bpy.app.timers.register(_tick, first_interval=POLL_S, persistent=True)
