@@ -75,9 +75,10 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
     real_test = [it for it in real if it.video in set(test_v)]
     split = {"train_videos": train_v, "test_videos": test_v, "n_train_images": len(real_train),
              "n_test_images": len(real_test), "split_seed": cfg.split_seed}
-    _check_same(out / "split.json", split, "the video split (--train-videos/--split-seed/--real)")
+    _check_same(out / "split.json", split, "video split (--train-videos/--split-seed/--real)")
     write_json_atomic(out / "split.json", split)
-    _check_same(out / "experiment.json", _settings(cfg), "the experiment settings")
+    # data sets may be added as they appear (each run records its own sources)
+    _check_same(out / "experiment.json", _settings(cfg), "settings", skip=("render", "translated"))
     write_json_atomic(out / "experiment.json", _settings(cfg))
 
     data_for = {"a": cfg.render, "b": cfg.translated}
@@ -147,13 +148,13 @@ def _settings(cfg: ExperimentConfig) -> dict:
     return d
 
 
-def _check_same(path: Path, new: dict, what: str) -> None:
+def _check_same(path: Path, new: dict, what: str, skip=()) -> None:
     from ..io import read_json, to_jsonable
 
     if path.is_file():
-        old = read_json(path)
-        if old != to_jsonable(new):
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != to_jsonable(new).get(k))
+        old, new = read_json(path), to_jsonable(new)
+        diff = sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
+        if diff:
             raise Sim2RealError(f"{path.parent} was run with different {what} ({', '.join(diff)}); "
                                 f"use another --out or the same options")
 
