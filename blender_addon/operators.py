@@ -3,6 +3,7 @@ reports failures in the Blender UI with the core's message: never a silent failu
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shlex
@@ -260,6 +261,10 @@ def load_preview(out: str) -> str:
     img = bpy.data.images.load(str(png), check_existing=False)
     img.name = PREVIEW_IMAGE
     img.pack()  # the temporary folder goes away
+    try:
+        img.preview_ensure()  # the panel's thumbnail
+    except RuntimeError:  # no previews without a GPU context (background mode)
+        pass
     for window in getattr(bpy.context.window_manager, "windows", []):
         for area in window.screen.areas:
             if area.type == "IMAGE_EDITOR":
@@ -313,7 +318,9 @@ def translate_command(s) -> tuple[str, str, str, str]:
     return cmd, ck, data, out
 
 
+@functools.lru_cache(maxsize=1)
 def torch_available() -> bool:
+    """torch importable in this (Blender's) Python; asked once, the panel draws often."""
     return importlib.util.find_spec("torch") is not None
 
 

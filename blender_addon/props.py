@@ -24,11 +24,20 @@ def _preset_items(self, context):
     return _enum_cache["presets"]
 
 
+_tables: dict = {}  # (preset, mtime) -> class table: the panel asks on every redraw
+
+
 def class_table(settings):
     """The class table of the chosen preset (the base table when the preset does not load)."""
+    config = module("config")
     try:
-        return module("config").class_table(module("config").load_config(preset(settings)))
-    except module("errors").Sim2RealError:
+        path = config.resolve_preset(preset(settings))
+        key = (str(path), path.stat().st_mtime)
+        if key not in _tables:
+            _tables.clear()
+            _tables[key] = config.class_table(config.load_config(path))
+        return _tables[key]
+    except (module("errors").Sim2RealError, OSError):
         return module("classes").DEFAULT_TABLE
 
 
@@ -115,3 +124,4 @@ def unregister() -> None:
         del bpy.types.Scene.sim2real_settings
     unregister_classes([Sim2RealSettings])
     _enum_cache.clear()
+    _tables.clear()

@@ -402,3 +402,20 @@ def test_bundled_core_runs_without_pip_packages(addon_zip, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert verify(out) == {}
     assert str(root) in open_dataset(out).info["config"].get("preset_path", "")
+
+
+@pytest.mark.bpy
+def test_register_directly_from_a_checkout(monkeypatch):
+    """Where extensions cannot be installed, the package registers directly (core: the installed sim2real)."""
+    import bpy
+
+    monkeypatch.syspath_prepend(str(ADDON_DIR.parent))
+    mod = importlib.import_module("blender_addon")
+    assert importlib.import_module("blender_addon.core").package.__name__ == "sim2real"
+    mod.register()
+    mod.register()
+    try:
+        assert "SIM2REAL_OT_build_scene" in _registered_names() and hasattr(bpy.types.Scene, "sim2real_settings")
+    finally:
+        mod.unregister()
+    assert _registered_names() == set() and not hasattr(bpy.types.Scene, "sim2real_settings")
