@@ -93,8 +93,8 @@ def _registered_names() -> set[str]:
 @pytest.fixture(scope="module")
 def addon(addon_zip, tmp_path_factory):
     """The extension installed from the zip into a temporary repository, and enabled."""
+    import bpy  # first: it puts Blender's script modules (addon_utils) on the path
     import addon_utils
-    import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     handlers_before = {k: len(getattr(bpy.app.handlers, k)) for k in dir(bpy.app.handlers)
@@ -294,6 +294,32 @@ def test_translate_without_checkpoint_shows_the_command(addon, tmp_path, fake_re
     s.checkpoint, s.out_dir = "", str(tmp_path / "empty")
     with pytest.raises(RuntimeError, match="not a sim2real data set"):
         bpy.ops.sim2real.translate()
+
+
+@pytest.mark.bpy
+@pytest.mark.slow  # trains a tiny translator for one step, then translates in a subprocess (~30 s)
+def test_translate_with_a_checkpoint_runs_in_the_background(addon, tmp_path, fake_render_dataset, fake_real_folder):
+    import bpy
+
+    pytest.importorskip("torch")
+    from sim2real.translate.config import load_config
+    from sim2real.translate.data import RealFrames, SimImages
+    from sim2real.translate.trainer import Trainer
+
+    tiny = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
+            "data": {"load_size": 48, "crop": [48, 64]},
+            "train": {"log_every": 1, "sample_every": 100, "checkpoint_every": 100}}
+    cfg = load_config(None, tiny)
+    images = fake_real_folder / "images" if (fake_real_folder / "images").is_dir() else fake_real_folder
+    Trainer(cfg, SimImages(fake_render_dataset), RealFrames([images], cfg.data), tmp_path / "run", "cpu").fit(1)
+    tasks = _sub(addon, "tasks")
+    _settings(tmp_path, out_dir=str(fake_render_dataset), checkpoint=str(tmp_path / "run" / "checkpoint.pt"),
+              variants=2)
+    assert bpy.ops.sim2real.translate() == {"FINISHED"}
+    task = tasks.TASKS["translate"]
+    assert task.wait(timeout=300) == "done", task.log_tail()
+    out = f"{fake_render_dataset}_translated"
+    assert verify(out) == {} and open_dataset(out).kind == "translation"
 
 
 class _Layout:
