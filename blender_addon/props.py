@@ -69,7 +69,8 @@ class Sim2RealSettings(bpy.types.PropertyGroup):
     preset: EnumProperty(name="Preset", items=_preset_items, description="scene preset from scenes/, or a file")
     preset_file: StringProperty(name="Preset file", subtype="FILE_PATH", description="a scene preset .toml")
     seed: IntProperty(name="Seed", default=0, min=0, description="data-set seed (same as --seed)")
-    index: IntProperty(name="Sample", default=0, min=0, description="sample index: (preset, seed, index) fixes the scene")
+    index: IntProperty(name="Sample", default=0, min=0,
+                       description="sample index: (preset, seed, index) fixes the scene")
     label_class: EnumProperty(name="Class", items=_class_items, description="class given to the selected objects")
     source: EnumProperty(name="Source", default="PRESET", items=[
         ("PRESET", "Preset", "generated scenes: every sample drawn from the preset"),

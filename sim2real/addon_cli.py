@@ -85,7 +85,8 @@ def build_cmd(out):
     """Build the installable extension zip (core and presets bundled).
 
     Example: sim2real addon build --out dist, then in Blender: Edit → Preferences →
-    Get Extensions → ⌄ → Install from Disk, or: blender --command extension install-file -r user_default -e dist/sim2real-0.1.0.zip
+    Get Extensions → ⌄ → Install from Disk…, or in a terminal:
+    blender --command extension install-file -r user_default -e dist/sim2real-0.1.0.zip
     """
     path = build_zip(out)
     click.echo(f"{path}")

@@ -280,6 +280,20 @@ def test_errors_reach_the_ui(addon, tmp_path):
 
 
 @pytest.mark.bpy
+def test_background_failure_is_shown_with_the_cores_message(addon, tmp_path):
+    import bpy
+
+    tasks = _sub(addon, "tasks")
+    (tmp_path / "far.toml").write_text("[camera]\ndistance_m = [1.9, 2.0]\nmax_tries = 1\n")
+    _settings(tmp_path, preset="FILE", preset_file=str(tmp_path / "far.toml"), source="PRESET", count=1)
+    assert bpy.ops.sim2real.render_dataset() == {"FINISHED"}
+    task = tasks.TASKS["render"]
+    assert task.wait(timeout=300) == "failed"
+    assert "no free camera pose found" in task.message
+    bpy.context.scene.sim2real_settings.preset = "default"
+
+
+@pytest.mark.bpy
 def test_translate_without_checkpoint_shows_the_command(addon, tmp_path, fake_render_dataset):
     import bpy
 
