@@ -71,6 +71,10 @@ class Task:
         except OSError:
             return 0
 
+    def remove_log(self) -> None:
+        if self.log_path:
+            Path(self.log_path).unlink(missing_ok=True)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
@@ -90,7 +94,10 @@ class Task:
             self.state, self.message = "done", self._summary()
         else:
             self.state = "failed"
-            err = [ln for ln in self.log_tail(40).splitlines() if ln.startswith("error:") or "Error" in ln]
+            lines = self.log_tail(60).splitlines()
+            core = [ln for ln in lines if ln.startswith("error:")]  # the core's one-line messages
+            other = [ln for ln in lines if ("Error" in ln or "Exception" in ln) and "Not freed memory" not in ln]
+            err = core or other
             self.message = (err[-1] if err else f"exit status {rc}") + f" (log: {self.log_path})"
         self._finish()
         return False
@@ -151,6 +158,9 @@ def start(task: Task) -> Task:
         for p in task.cleanup:
             shutil.rmtree(p, ignore_errors=True)
         raise RuntimeError(f"cannot start {task.cmd[0]} ({exc.strerror})") from None
+    old = TASKS.get(task.kind)
+    if old is not None:  # logs are kept for the latest task of each kind only
+        old.remove_log()
     TASKS[task.kind] = task
     if not bpy.app.timers.is_registered(_tick):
         bpy.app.timers.register(_tick, first_interval=POLL_S, persistent=True)
@@ -182,6 +192,7 @@ def stop_all() -> None:
     """Cancel running tasks and remove the timer (add-on disabled)."""
     for t in TASKS.values():
         t.cancel()
+        t.remove_log()
     TASKS.clear()
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)
