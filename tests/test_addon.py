@@ -384,6 +384,7 @@ def test_panel_draw_code_runs(addon, tmp_path):
         for k, v in state.items():
             setattr(s, k, v)
         if i == 1:
+            previous = tasks.TASKS.get("render")
             tasks.TASKS["render"] = fake_task
             bpy.context.scene["sim2real_built"] = "a test build"
             bpy.context.scene["sim2real_labels_shown"] = True
@@ -393,7 +394,11 @@ def test_panel_draw_code_runs(addon, tmp_path):
         assert ("operator", "sim2real.render_dataset") in calls
     assert ("progress", "1/4 samples") in calls and ("operator", "sim2real.cancel") in calls
     assert ("label", "Built: a test build") in calls and ("operator", "sim2real.copy_command") in calls
-    del tasks.TASKS["render"], bpy.context.scene["sim2real_labels_shown"]
+    if previous is None:
+        del tasks.TASKS["render"]
+    else:
+        tasks.TASKS["render"] = previous
+    del bpy.context.scene["sim2real_labels_shown"]
     s.preset = "default"
 
 
