@@ -78,16 +78,20 @@ def fingerprint(cfg: dict, **extra) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def toml_value(v) -> str:
+    """One value as TOML (bool, number, string, nested lists)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
 def to_toml(cfg: dict) -> str:
     """A complete config as an editable TOML preset (round-trips through load_config)."""
-    def val(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return repr(v)
+    val = toml_value
 
     lines = []
     for sec, fields in SCHEMA.items():

@@ -230,8 +230,10 @@ def job_to_args(job: RenderJob) -> list[str]:
             "--shard", f"{job.shard[0]}/{job.shard[1]}"]
     if job.preset is not None:
         args += ["--preset", str(job.preset)]
+    from .config import toml_value
+
     for k, v in (job.overrides or {}).items():
-        args += ["--set", f"{k}={v}"]
+        args += ["--set", f"{k}={toml_value(v)}"]  # parsed back as TOML by parse_set
     return args
 
 

@@ -53,7 +53,8 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     try:
         main(["render", "--out", str(tmp_path / "o"), "--count", "3", "--seed", "4", "--blender", str(fake),
-              "--no-preview", "--set", "render.samples=2"])
+              "--no-preview", "--set", "render.samples=2", "--set", "render.denoise=false",
+              "--set", "render.resolution=[64, 40]"])
     except SystemExit as e:
         assert e.code in (0, None)
     args = log.read_text().split("\n")
@@ -63,6 +64,10 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     rest = args[args.index("--") + 1:]
     assert rest[rest.index("--count") + 1] == "3" and rest[rest.index("--seed") + 1] == "4"
     assert "render.samples=2" in rest
+    from sim2real.pipeline import parse_set
+
+    sets = parse_set([rest[i + 1] for i, a in enumerate(rest) if a == "--set"])
+    assert sets == {"render.samples": 2, "render.denoise": False, "render.resolution": [64, 40]}
     # two workers = two Blender processes on interleaved sub-shards covering the job
     main_args = ["render", "--out", str(tmp_path / "o3"), "--count", "6", "--blender", str(fake), "--no-preview",
                  "--workers", "2", "--shard", "1/3"]

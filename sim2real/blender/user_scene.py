@@ -47,7 +47,7 @@ import numpy as np
 
 from ..config import class_table
 from ..errors import Sim2RealError
-from ..scene.description import Camera, Light, Material, MeshObject, RenderSettings, SceneDescription
+from ..scene.description import Camera, Light, Material, MeshObject, SceneDescription
 from ..scene.geometry import BLENDER_TO_OPENCV, intrinsics
 from . import build, require_bpy
 from .renderer import BlenderRenderer
@@ -221,8 +221,8 @@ class UserSceneSampler:
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
         scene, cfg, settings = self.scene, self.cfg, self.settings
-        ss = np.random.SeedSequence([int(seed), int(index)])
-        _, _, r_cam, _, r_light, r_render = (np.random.default_rng(s) for s in ss.spawn(6))
+        streams = self._sampler.streams(seed, index)
+        r_cam, r_light, r_render = streams["camera"], streams["light"], streams["render"]
         frame = frame_for(scene, settings, index)
         scene.frame_set(frame)
         rs = cfg["render"]
@@ -239,7 +239,7 @@ class UserSceneSampler:
             # "abdominal_wall" as the enclosing cavity rather than as obstacles
             named = [MeshObject("abdominal_wall" if o.class_id == wall_id else o.name, o.class_id, o.instance_id,
                                 o.vertices, o.faces, o.material) for o in objects]
-            camera, target_class, target_point = self._sampler._camera(r_cam, named, ((lo + hi) / 2, half))
+            camera, target_class, target_point = self._sampler.camera(r_cam, named, ((lo + hi) / 2, half))
             for o in objects:  # geometry was only needed to aim; meta.json does not carry it
                 o.vertices, o.faces = np.zeros((0, 3)), np.zeros((0, 3), np.int32)
         else:
@@ -248,23 +248,14 @@ class UserSceneSampler:
             camera = Camera(width=w, height=h, k=intrinsics(w, h, hfov), camera_to_world=camera_pose_cv(cam_obj),
                             hfov_rad=hfov, clip_start_m=cam_obj.data.clip_start, clip_end_m=cam_obj.data.clip_end)
         if settings["light"] == "scope":
-            light = self._sampler._light(r_light)
+            light = self._sampler.light(r_light)
             light_meta = None  # sample_meta's spot-at-camera record is right
         else:
             light = Light(energy_w=0.0, spot_size_rad=0.0, spot_blend=0.0, radius_m=0.0, color=(0.0, 0.0, 0.0),
                           ambient=0.0)
             light_meta = {"type": "scene", "lights": sorted(o.name for o in scene.objects
                                                             if o.type == "LIGHT" and not o.hide_render)}
-        fov = None
-        if rs["fov_mask"]:  # as Sampler draws it, from the same stream
-            diag = float(np.hypot(w, h))
-            off = rs["fov_mask_offset"]
-            lo_r, hi_r = rs["fov_mask_radius"]
-            fov = (w / 2 + r_render.uniform(-off, off) * w, h / 2 + r_render.uniform(-off, off) * h,
-                   float(lo_r if lo_r == hi_r else r_render.uniform(lo_r, hi_r)) * diag)
-        render = RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
-                                threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
-                                noise_seed=int(r_render.integers(0, 2**31 - 1)), fov_mask=fov)
+        render = self._sampler.render_settings(r_render)
         meta = {"source": {"kind": "user_scene", "blend": bpy_filepath(), "scene": scene.name, "frame": frame,
                            "camera_mode": settings["camera"], "light_mode": settings["light"]}}
         if light_meta is not None:

@@ -63,33 +63,41 @@ class Sampler:
         if cfg["scene"]["mode"] == "meshes":
             self._patient = self._load_patient()
 
-    def __call__(self, seed: int, index: int) -> SceneDescription:
+    @staticmethod
+    def streams(seed: int, index: int) -> dict[str, np.random.Generator]:
+        """One independent generator per concern, from (seed, index) alone."""
         ss = np.random.SeedSequence([int(seed), int(index)])
-        r_shape, r_mat, r_cam, r_tool, r_light, r_render = (np.random.default_rng(s) for s in ss.spawn(6))
+        names = ("shape", "material", "camera", "tools", "light", "render")
+        return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
+
+    def __call__(self, seed: int, index: int) -> SceneDescription:
+        r = self.streams(seed, index)
         cfg = self.cfg
         if cfg["scene"]["mode"] == "procedural":
-            objects, wall = self._procedural(r_shape, r_mat)
+            objects, wall = self._procedural(r["shape"], r["material"])
         else:
-            objects, wall = self._patient_scene(r_shape, r_mat)
-        camera, target_class, target_point = self._camera(r_cam, objects, wall)
-        instruments = self._instruments(r_tool, camera, objects, wall)
+            objects, wall = self._patient_scene(r["shape"], r["material"])
+        camera, target_class, target_point = self.camera(r["camera"], objects, wall)
+        instruments = self._instruments(r["tools"], camera, objects, wall)
         for inst, shaft, tip in instruments:
             objects += [shaft, tip]
-        light = self._light(r_light)
-        rs = cfg["render"]
+        return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
+                                render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
+                                target_class=target_class, target_point=target_point)
+
+    def render_settings(self, rng: np.random.Generator) -> RenderSettings:
+        """Render settings of one sample: the circular field of view and the noise seed are drawn."""
+        rs = self.cfg["render"]
         w, h = rs["resolution"]
         fov = None
         if rs["fov_mask"]:
             diag = float(np.hypot(w, h))
             off = rs["fov_mask_offset"]
-            fov = (w / 2 + r_render.uniform(-off, off) * w, h / 2 + r_render.uniform(-off, off) * h,
-                   _u(r_render, rs["fov_mask_radius"]) * diag)
-        render = RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
-                                threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
-                                noise_seed=int(r_render.integers(0, 2**31 - 1)), fov_mask=fov)
-        return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=light,
-                                render=render, instruments=[i for i, _, _ in instruments],
-                                target_class=target_class, target_point=target_point)
+            fov = (w / 2 + rng.uniform(-off, off) * w, h / 2 + rng.uniform(-off, off) * h,
+                   _u(rng, rs["fov_mask_radius"]) * diag)
+        return RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
+                              threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
+                              noise_seed=int(rng.integers(0, 2**31 - 1)), fov_mask=fov)
 
     # --- organs -------------------------------------------------------------------------
 
@@ -161,7 +169,8 @@ class Sampler:
 
     # --- camera -------------------------------------------------------------------------
 
-    def _camera(self, rng, objects, wall):
+    def camera(self, rng, objects, wall):
+        """A free scope pose aimed at a target organ; ``wall`` = (centre, semi-axes) of the cavity."""
         cc = self.cfg["camera"]
         w, h = self.cfg["render"]["resolution"]
         wall_centre, wall_axes = wall
@@ -260,7 +269,8 @@ class Sampler:
                 break
         return out
 
-    def _light(self, rng) -> Light:
+    def light(self, rng) -> Light:
+        """The scope light of one sample."""
         lc = self.cfg["light"]
         lo, hi = np.asarray(lc["color"][0]), np.asarray(lc["color"][1])
         return Light(energy_w=_u(rng, lc["energy_w"]), spot_size_rad=float(np.deg2rad(_u(rng, lc["spot_size_deg"]))),
