@@ -10,7 +10,7 @@ from .errors import Sim2RealError
 
 
 @click.command()
-@click.option("--preset", default="default", show_default=True, help="preset name in scenes/ or a .toml file")
+@click.option("--preset", default=None, help="preset name in scenes/ or a .toml file  [default: default]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output data-set folder")
 @click.option("--count", required=True, type=click.IntRange(min=0), help="number of samples")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -20,8 +20,10 @@ from .errors import Sim2RealError
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="override a preset field, e.g. --set render.samples=8 (repeatable)")
 @click.option("--blender", default=None, metavar="PATH", help="render with this Blender binary instead of bpy")
+@click.option("--blend", default=None, type=click.Path(dir_okay=False),
+              help="render the labelled objects of this .blend instead of a generated scene")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="write preview.png when done")
-def render(preset, out, count, seed, start, workers, shard, sets, blender, preview):
+def render(preset, out, count, seed, start, workers, shard, sets, blender, blend, preview):
     """Render a labelled data set (resumable: a rerun completes what is missing).
 
     Example: sim2real render --out data/sim --count 100 --workers 2
@@ -29,8 +31,21 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, previ
     from .pipeline import RenderJob, parse_set, parse_shard, run, run_with_blender
     from .progress import Progress
 
-    job = RenderJob(preset=preset, out=out, count=count, seed=seed, start=start, shard=parse_shard(shard),
-                    overrides=parse_set(sets))
+    job = RenderJob(preset=preset or "default", out=out, count=count, seed=seed, start=start,
+                    shard=parse_shard(shard), overrides=parse_set(sets))
+    if blend:
+        if blender:
+            raise Sim2RealError("--blend with --blender: run  blender my.blend -b -P sim2real/render.py -- --out ...")
+        from .blender import require_bpy
+        from .blender.user_scene import run_user_scene
+
+        require_bpy()
+        with Progress(len(job.indices()), "render", unit="samples") as bar:
+            summary = run_user_scene(job, blend, preset, workers=workers, progress=bar)
+        click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
+        if preview:
+            _write_preview(out, None, 6)
+        return
     job.config()  # validate before starting anything
     if blender:
         rc = run_with_blender(job, blender, workers)

@@ -162,3 +162,23 @@ def test_headless_script_renders_and_resumes_a_blend(tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     r = subprocess.run(args + ["--count", "3"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "different settings" in r.stderr
+
+
+def test_cli_render_blend(tmp_path, capsys):
+    import bpy
+
+    from sim2real.cli import main
+
+    _scene()
+    blend = tmp_path / "cli_scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    out = tmp_path / "cli_set"
+    args = ["render", "--blend", str(blend), "--out", str(out), "--count", "2", "--no-preview"]
+    for k, v in TINY.items():
+        args += ["--set", f"{k}={str(v).lower()}"]
+    try:
+        main(args)
+    except SystemExit as e:
+        assert e.code in (0, None)
+    assert verify(out) == {} and len(open_dataset(out)) == 2
+    assert open_dataset(out)[0].meta["source"]["kind"] == "user_scene"
