@@ -41,7 +41,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "name": F("default", "str"),
         "mode": F("procedural", "choice", choices=("procedural", "meshes"),
                   doc="procedural organs, or organ meshes listed in [[meshes]]"),
-        "target": F(["gallbladder", "gallbladder", "liver"], "list_str",
+        "target": F(["gallbladder", "gallbladder", "gallbladder", "liver"], "list_str",
                     doc="classes the camera aims at, one drawn uniformly per sample (repeat a name to weight it)"),
     },
     "render": {
@@ -100,7 +100,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "width_m": F([0.02, 0.05], "range", 0.002, 0.3),
     },
     "instruments": {
-        "count": F([0, 3], "int_range", 0, 8, doc="instruments per sample"),
+        "count": F([1, 3], "int_range", 0, 8, doc="instruments per sample"),
         "kinds": F(["grasper", "hook"], "list_str", doc="drawn uniformly per instrument"),
         "shaft_radius_m": F([0.0025, 0.005], "range", 0.0005, 0.02, doc="2.5 mm = a 5 mm instrument"),
         "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
