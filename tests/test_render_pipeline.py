@@ -108,3 +108,14 @@ def test_meta_records_what_users_need(tmp_path):
     info = json.loads((tmp_path / "m" / "dataset.json").read_text())
     assert info["classes"][2]["name"] == "gallbladder" and "depth" in info["conventions"]
     assert meta["package_version"] and meta["render"]["blender_version"]
+
+
+def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    from sim2real.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["render", "--out", str(tmp_path / "g"), "--count", "1", "--set", "render.device='GPU'",
+              "--set", "render.resolution=[32, 24]", "--no-preview"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "sees no GPU" in err and "render.device = 'CPU'" in err
+    assert not list((tmp_path / "g" / "samples").glob("0*"))

@@ -21,6 +21,8 @@ from . import compat, require_bpy
 
 def configure(scene, rs: RenderSettings, width: int, height: int) -> None:
     scene.render.engine = "CYCLES"
+    if rs.device == "GPU":
+        compat.enable_gpu()
     scene.cycles.device = rs.device
     scene.render.resolution_x = width
     scene.render.resolution_y = height
