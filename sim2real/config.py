@@ -72,9 +72,14 @@ def class_table(cfg: dict) -> ClassTable:
 
 
 def fingerprint(cfg: dict, **extra) -> str:
-    """A stable hash of everything that determines the samples (config + seed + ...)."""
-    blob = json.dumps({"config": {k: v for k, v in cfg.items() if k != "preset_path"}, **extra},
-                      sort_keys=True, default=str)
+    """A stable hash of everything that determines the samples (config + seed + ...).
+
+    Where the preset file lives and how many CPU threads render do not change a sample,
+    so a resume may differ in those.
+    """
+    cfg = {k: v for k, v in cfg.items() if k != "preset_path"}
+    cfg["render"] = {k: v for k, v in cfg["render"].items() if k != "threads"}
+    blob = json.dumps({"config": cfg, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

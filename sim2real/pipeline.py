@@ -89,9 +89,9 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
     from .scene.sampler import Sampler
 
     cfg = job.config()
-    if threads:
-        cfg["render"]["threads"] = threads
     writer = open_writer(job, cfg)
+    if threads:  # after the writer: the thread count does not change the samples
+        cfg["render"]["threads"] = threads
     table = class_table(cfg)
     sampler = sampler or Sampler(cfg)
     renderer = renderer or BlenderRenderer()

@@ -17,7 +17,7 @@ from sim2real.pipeline import RenderJob, run
 pytestmark = pytest.mark.bpy
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = {"render.resolution": [64, 40], "render.samples": 2, "render.denoise": False, "render.threads": 1}
+TINY = {"render.resolution": [64, 40], "render.samples": 2, "render.denoise": False}
 
 
 def _labels(root):
