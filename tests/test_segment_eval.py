@@ -173,3 +173,20 @@ def test_domain_stats_counts_class_content(fake_real_folder):
     assert s["n_images"] == 6
     assert s["classes"]["tool"]["images_with"] == 1.0
     assert 0 < s["classes"]["gallbladder"]["pixel_fraction_of_lit"] < 1
+
+
+def test_experiment_all_four_arms(fake_render_dataset, tmp_path):
+    from fakes import write_fake_real_folder
+
+    from sim2real.segment.checkpoint import load_checkpoint
+    from sim2real.segment.experiment import ExperimentConfig, run_experiment
+
+    real = write_fake_real_folder(tmp_path / "real", n=8, size=(64, 32), videos=4)
+    # the fake render set stands in for a translated one (same format, same labels)
+    cfg = ExperimentConfig(real=str(real), render=str(fake_render_dataset), translated=str(fake_render_dataset),
+                           train_videos=2, size=(32, 16), steps=2, finetune_steps=1, batch=2, base=4)
+    res = run_experiment(cfg, tmp_path / "exp", ["a", "b", "c", "d"], device="cpu", progress=False)
+    assert all(res["arms"][a]["runs"] for a in "abcd")
+    d = load_checkpoint(tmp_path / "exp" / "d" / "seed0")
+    assert d["init_from"].endswith("b/seed0/checkpoint.pt") and d["step"] == 1
+    assert set(res["domain_stats"]) == {"real", "render", "translated"}

@@ -134,10 +134,18 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
     """Class content and colour of each available source (see :mod:`.diagnostics`)."""
     from .diagnostics import domain_stats
 
+    from ..dataset import open_dataset
+
     stats = {"real": domain_stats(real, classes, cfg.size)}
     for name, path in (("render", cfg.render), ("translated", cfg.translated)):
         if path:
             stats[name] = domain_stats(sim_items(path, classes), classes, cfg.size)
+    if cfg.translated:
+        # the translator's own structure score (grayscale MS-SSIM to the source render)
+        scores = [s.meta.get("translation", {}).get("msssim_gray") for s in open_dataset(cfg.translated)]
+        scores = [v for v in scores if v is not None]
+        if scores:
+            stats["translated"]["msssim_gray_mean"] = float(np.mean(scores))
     return stats
 
 
@@ -229,6 +237,9 @@ def to_markdown(result: dict) -> str:
 
         lines += ["", "Domain statistics (up to 100 images per source, at the training size):", ""]
         lines += stats_markdown(result["domain_stats"], classes)
+        ms = result["domain_stats"].get("translated", {}).get("msssim_gray_mean")
+        if ms is not None:
+            lines += ["", f"Translated variants: mean grayscale MS-SSIM to their render {ms:.3f}."]
     t = result.get("torch", {})
     lines += ["", f"torch {t.get('version', '?')}, {t.get('threads', '?')} thread(s), device {t.get('device', '?')}; "
               f"{result['machine']['cpus']} CPUs ({result['machine']['platform']})."]
