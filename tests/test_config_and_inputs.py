@@ -123,3 +123,24 @@ def test_presets_show_prints_editable_toml(capsys):
     data = tomllib.loads(text)
     assert data["camera"]["fov_deg"] == [60.0, 80.0]
     assert load_config(None, None)["camera"] == data["camera"]
+
+
+def test_look_at_puts_up_at_the_top_of_the_image():
+    from sim2real.scene.geometry import intrinsics, look_at_opencv, project
+
+    c2w = look_at_opencv([0, 0, 0], [0, 1, 0], up=(0, 0, 1))
+    k = intrinsics(100, 80, np.deg2rad(70))
+    above, right = project(k, c2w, np.array([[0, 1, 0.2], [0.2, 1, 0]]))
+    assert above[1] < 40 and abs(above[0] - 50) < 1e-9   # world +z (up) -> top rows
+    assert right[0] > 50 and abs(right[1] - 40) < 1e-9   # world +x -> image right (looking along +y)
+    r = c2w[:3, :3]
+    assert np.allclose(np.cross(r[:, 0], r[:, 1]), r[:, 2])  # right-handed OpenCV axes
+
+
+def test_gallbladder_sits_under_the_right_lobe_on_the_image_left():
+    s = Sampler(load_config("default", {"camera.direction_spread_deg": 0.0, "camera.roll_deg": 0.0}))
+    d = s(0, 0)
+    gb = next(o for o in d.objects if o.name == "gallbladder").vertices.mean(0)
+    liver = next(o for o in d.objects if o.name == "liver").vertices
+    assert gb[0] < liver[:, 0].mean()  # patient's right = -x
+    assert gb[2] < liver[:, 2].max()  # below the dome

@@ -99,8 +99,8 @@ def look_at_opencv(eye, target, up=(0, 0, 1), roll: float = 0.0) -> np.ndarray:
     up = np.asarray(up, float)
     if abs(np.dot(z, normalize(up))) > 0.999:
         up = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = normalize(np.cross(z, -up))  # image right
-    y = np.cross(z, x)  # image down
+    x = normalize(np.cross(-up, z))  # image right
+    y = np.cross(z, x)  # image down: points away from `up`
     r = np.stack([x, y, z], axis=1)
     if roll:
         r = r @ axis_angle([0, 0, 1], roll)

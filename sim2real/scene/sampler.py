@@ -118,7 +118,7 @@ class Sampler:
             gv, gf = shapes.gallbladder(rng, length, radius)
             tilt = rng.uniform(0.15, 0.45)  # neck up into the liver bed
             rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-            gx = info["split_x"] + rng.uniform(0.25, 0.5) * (a - info["split_x"])
+            gx = info["split_x"] - rng.uniform(0.25, 0.5) * (info["split_x"] + a)  # under the right lobe
             fundus_y = -b - _u(rng, gc["protrusion_m"])
             centre = np.array([gx, fundus_y + length / 2 * np.cos(tilt), -radius * 0.55])
             objs.append(MeshObject("gallbladder", self.table.id_of("gallbladder"), next(nid),

@@ -1,6 +1,7 @@
 """Procedural organ and instrument meshes (numpy, metres, Blender world).
 
-World layout of the procedural abdomen: x across the patient (+x = patient's right),
+World layout of the procedural abdomen: x across the patient (+x = patient's left, so a
+scope looking cranially with anterior up sees the patient's right on the image's left),
 y along the body (+y = cranial), z = anterior (towards the abdominal wall). The liver's
 dome faces +z/+y, its sharp inferior edge faces -y; the scope looks in from -y/+z.
 """
@@ -32,8 +33,8 @@ def liver(rng: np.random.Generator, width: float, left_lobe_fraction: float, edg
     x, y, z = u.T
     a = width / 2
     b = a * rng.uniform(0.62, 0.75)
-    split = -1 + 2 * left_lobe_fraction  # lobes meet at x = split (normalised); left lobe is x < split
-    left = _sig((split - x) / 0.08)
+    split = 1 - 2 * left_lobe_fraction  # lobes meet at x = split (normalised); left lobe is x > split
+    left = _sig((x - split) / 0.08)
     # Thickness: domed top, flatter underside, thinning to an edge towards -y (inferior).
     c = np.where(z > 0, 0.45 * a, 0.2 * a) * (1 - 0.4 * left)
     wedge = 1 - edge_sharpness * ((1 - y) / 2) ** 1.6
