@@ -140,7 +140,8 @@ def test_evaluate_reports_structure_realism_baseline_and_diversity(world, tmp_pa
     translate_dataset(world["ckpt"], world["render"], tmp_path / "t", k=3)
     r = evaluate(tmp_path / "t", [world["real"]], epochs=2)
     assert 0 < r["structure"]["msssim_gray_mean"] <= 1 and 0 <= r["structure"]["edge_f1_mean"] <= 1
-    for key in ("two_sample_accuracy_translated", "two_sample_accuracy_untranslated"):
+    for key in ("two_sample_accuracy_translated", "two_sample_accuracy_untranslated",
+                "two_sample_accuracy_translated_centre", "two_sample_accuracy_untranslated_centre"):
         assert 0 <= r["realism"][key]["accuracy"] <= 1 and r["realism"][key]["n_test"] > 0
     assert r["diversity"]["mean_pairwise_l1"] > 0 and r["n_real_videos"] == 4
     assert "two-sample accuracy" in format_report(r)

@@ -32,6 +32,7 @@ from .config import DataConfig
 from .losses import msssim_gray, to_gray
 
 CLS_SIZE = (64, 112)  # classifier input (h, w): every image is resized and centre-cropped to it
+CENTRE_FRAC = 0.5     # the "centre" test sees the central half (width and height) only
 
 
 def sobel_edges(gray: torch.Tensor, top: float = 0.1) -> torch.Tensor:
@@ -51,6 +52,14 @@ def edge_f1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     prec = (eb & da).flatten(1).sum(1) / eb.flatten(1).sum(1).clamp(min=1)
     rec = (ea & db).flatten(1).sum(1) / ea.flatten(1).sum(1).clamp(min=1)
     return 2 * prec * rec / (prec + rec).clamp(min=1e-8)
+
+
+def _cls_pair(img: np.ndarray) -> torch.Tensor:
+    """(2, 3, h, w): the whole frame and its central part, as classifier inputs."""
+    h, w = img.shape[:2]
+    ch, cw = round(h * CENTRE_FRAC), round(w * CENTRE_FRAC)
+    centre = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+    return torch.stack([_cls_tensor(img), _cls_tensor(centre)])
 
 
 def _cls_tensor(img: np.ndarray) -> torch.Tensor:
@@ -190,10 +199,10 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
         ef += edge_f1(a, b).tolist()
         if len(v_imgs) > 1:
             div.append(float(np.mean([(b[i] - b[j]).abs().mean() for i, j in itertools.combinations(range(len(b)), 2)])))
-        base_cls.append(_cls_tensor(s_img))
+        base_cls.append(_cls_pair(s_img))
         base_keys.append(sid)
         for v in v_imgs:
-            fake_cls.append(_cls_tensor(v))
+            fake_cls.append(_cls_pair(v))
             fake_keys.append(sid)
         if inception_weights is not None:
             base_raw.append(s_img)
@@ -205,7 +214,7 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
     real_cls, real_keys, real_raw = [], [], []
     for i in range(len(frames)):
         img = frames.get(i)
-        real_cls.append(_cls_tensor(img))
+        real_cls.append(_cls_pair(img))
         name = frames.name(i)  # image path, or "<video path>#<frame>"
         real_keys.append(name.split("#")[0] if "#" in name else video_id(Path(name)))
         if inception_weights is not None:
@@ -215,22 +224,28 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
 
     def pick(tensors, keys, train_keys, train):
         sel = [t for t, k in zip(tensors, keys) if (k in train_keys) == train]
-        return torch.stack(sel) if sel else torch.zeros(0, 3, *CLS_SIZE)
+        return torch.stack(sel) if sel else torch.zeros(0, 2, 3, *CLS_SIZE)
 
     rtr, rte = pick(real_cls, real_keys, real_train_keys, True), pick(real_cls, real_keys, real_train_keys, False)
-    translated_c2st = two_sample_accuracy(rtr, rte, pick(fake_cls, fake_keys, src_train_keys, True),
-                                          pick(fake_cls, fake_keys, src_train_keys, False), seed, epochs, device)
-    baseline_c2st = two_sample_accuracy(rtr, rte, pick(base_cls, base_keys, src_train_keys, True),
-                                        pick(base_cls, base_keys, src_train_keys, False), seed, epochs, device)
+    ftr, fte = pick(fake_cls, fake_keys, src_train_keys, True), pick(fake_cls, fake_keys, src_train_keys, False)
+    btr, bte = pick(base_cls, base_keys, src_train_keys, True), pick(base_cls, base_keys, src_train_keys, False)
+    c2st = {}
+    # view 0: the whole frame (field-of-view shape included); view 1: the central part,
+    # inside the field of view, where only colour and texture can tell the domains apart.
+    for view, suffix in ((0, ""), (1, "_centre")):
+        c2st["two_sample_accuracy_translated" + suffix] = two_sample_accuracy(
+            rtr[:, view], rte[:, view], ftr[:, view], fte[:, view], seed, epochs, device)
+        c2st["two_sample_accuracy_untranslated" + suffix] = two_sample_accuracy(
+            rtr[:, view], rte[:, view], btr[:, view], bte[:, view], seed, epochs, device)
     report = {
         "translated": str(translated), "source": str(src_root), "real": [str(r) for r in real],
         "n_renders": len(groups), "n_variants": len(ds), "n_real_frames": len(frames),
         "n_real_videos": len(set(real_keys)),
         "structure": {"msssim_gray_mean": float(np.mean(ms)), "msssim_gray_min": float(np.min(ms)),
                       "edge_f1_mean": float(np.mean(ef))},
-        "realism": {"two_sample_accuracy_translated": translated_c2st,
-                    "two_sample_accuracy_untranslated": baseline_c2st,
-                    "classifier": f"SmallCNN from scratch, {epochs} epochs, input {CLS_SIZE[1]}x{CLS_SIZE[0]}, "
+        "realism": {**c2st,
+                    "classifier": f"SmallCNN from scratch, {epochs} epochs, input {CLS_SIZE[1]}x{CLS_SIZE[0]} "
+                                  f"(whole frame, and the central {CENTRE_FRAC:.0%} of width and height), "
                                   f"split by video (real) and by render (synthetic), seed {seed}"},
         "diversity": {"mean_pairwise_l1": float(np.mean(div)) if div else None},
     }
@@ -243,6 +258,8 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
 def format_report(r: dict) -> str:
     """A short human-readable table of :func:`evaluate`'s report."""
     t, u = r["realism"]["two_sample_accuracy_translated"], r["realism"]["two_sample_accuracy_untranslated"]
+    tc = r["realism"]["two_sample_accuracy_translated_centre"]
+    uc = r["realism"]["two_sample_accuracy_untranslated_centre"]
     s, d = r["structure"], r["diversity"]["mean_pairwise_l1"]
     lines = [
         f"{r['n_variants']} variants of {r['n_renders']} renders vs {r['n_real_frames']} real frames "
@@ -251,6 +268,7 @@ def format_report(r: dict) -> str:
         f"{'structure: grayscale MS-SSIM (mean)':<38}{s['msssim_gray_mean']:>12.3f}{'1.000':>14}",
         f"{'structure: edge F1 (mean)':<38}{s['edge_f1_mean']:>12.3f}{'1.000':>14}",
         f"{'realism: two-sample accuracy (0.5 best)':<38}{t['accuracy']:>12.3f}{u['accuracy']:>14.3f}",
+        f"{'  same, central part only':<38}{tc['accuracy']:>12.3f}{uc['accuracy']:>14.3f}",
         f"{'diversity: mean pairwise L1':<38}{(f'{d:.4f}' if d is not None else 'n/a'):>12}{'-':>14}",
     ]
     if "fid_kid" in r:
