@@ -185,3 +185,25 @@ def test_translate_cli_module_does_not_import_torch():
     code = "import sys, sim2real.translate.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_black_field_of_view_border_stays_black(world, tmp_path):
+    import shutil
+
+    from sim2real.dataset import open_dataset
+    from sim2real.io import write_png
+
+    render = tmp_path / "render"
+    shutil.copytree(world["render"], render)
+    src = open_dataset(render).sample("000000")
+    img = src.image()
+    img[src.segmentation() == 0] = 0  # the fake's background corner, black like a real render's border
+    write_png(src.path("image"), img)
+    translate_dataset(world["ckpt"], render, tmp_path / "f", k=2)
+    translate_dataset(world["ckpt"], render, tmp_path / "n", k=2, keep_fov=False)
+    outside = (src.image().max(axis=2) == 0) & (src.segmentation() == 0)
+    assert outside.any()
+    kept = open_dataset(tmp_path / "f").sample("000000_style_01").image()
+    free = open_dataset(tmp_path / "n").sample("000000_style_01").image()
+    assert (kept[outside] == 0).all() and (free[outside] != 0).any()
+    assert np.array_equal(kept[~outside], free[~outside])

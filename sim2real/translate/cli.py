@@ -120,9 +120,11 @@ def export_cmd(run, out):
 @click.option("--min-structure", type=float, default=None,
               help="Redraw variants whose grayscale MS-SSIM to the render is below this.")
 @click.option("--max-redraws", type=int, default=5, show_default=True, help="Bound on redraws per variant.")
+@click.option("--keep-fov/--no-keep-fov", default=True, show_default=True,
+              help="Keep the render's black border (outside the field of view, labelled background) black.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
-                  min_structure, max_redraws, threads):
+                  min_structure, max_redraws, keep_fov, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
@@ -137,7 +139,7 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
         summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
                                     style_from=list(style_from) or None, batch=batch, device=device,
                                     min_structure=min_structure, max_redraws=max_redraws,
-                                    precision=precision, progress=bar)
+                                    precision=precision, keep_fov=keep_fov, progress=bar)
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")

@@ -79,6 +79,15 @@ def structure_scores(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return msssim_gray(a, b, reduce=False).reshape(-1)
 
 
+def _outside_fov(sample, img: np.ndarray) -> torch.Tensor | None:
+    """Bool (H, W): pixels the render shows pure black and labels background, or None."""
+    seg_path = sample.path("segmentation")
+    if not seg_path.is_file():
+        return None
+    m = (img.max(axis=2) == 0) & (sample.segmentation() == 0)
+    return torch.from_numpy(m) if m.any() else None
+
+
 class StyleBank:
     """Where style codes come from: N(0, I) per (seed, image) or encoded real references."""
 
@@ -129,11 +138,13 @@ def encode_reference_styles(model: SimToReal, cfg: TranslatorConfig, paths, devi
 def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchronized: bool = False,
                       style_from=None, batch: int = 8, device: str | None = None,
                       min_structure: float | None = None, max_redraws: int = 5, precision: str = "bf16",
-                      progress=None) -> dict:
+                      keep_fov: bool = True, progress=None) -> dict:
     """Translate every sample of ``data`` into ``k`` variants under ``out``; returns a summary.
 
     Resumable: variants already written are skipped; a rerun with other options into the
-    same folder is refused.
+    same folder is refused. With ``keep_fov`` the render's black outside-the-field-of-view
+    pixels (pure black and labelled background) stay black in every variant, so image and
+    labels agree there (the generator learns from real frames that often fill the frame).
     """
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
@@ -156,7 +167,7 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
     settings = {"checkpoint": str(ck["path"]), "checkpoint_sha256": ck_sha, "checkpoint_step": ck.get("step"),
                 "k": k, "seed": seed, "synchronized": synchronized,
                 "style_from": bank.refs, "min_structure": min_structure, "max_redraws": max_redraws,
-                "work_short_side": cfg.data.load_size}
+                "work_short_side": cfg.data.load_size, "keep_fov": keep_fov}
     fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
     fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
                                             sort_keys=True).encode()).hexdigest()[:16]
@@ -191,6 +202,7 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
         chunk = todo[start:start + batch]
         samples = [src.sample(sid) for _, sid in chunk]
         imgs = [s.image() for s in samples]
+        outside = [_outside_fov(s, img) if keep_fov else None for s, img in zip(samples, imgs)]
         # One batch per image size (renders normally share one).
         by_size: dict[tuple, list[int]] = {}
         for i, img in enumerate(imgs):
@@ -203,6 +215,10 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
             styles = np.stack(styles)                                   # (B, K, D)
             origins = [list(o) for o in origins]
             y = decode(content, styles, hw_work, hw_out)                # (B, K, H, W, 3) uint8
+            masks = [outside[i] for i in members]
+            for b, m in enumerate(masks):
+                if m is not None:
+                    y[b][:, m] = 0
             src_u8 = torch.from_numpy(np.stack([imgs[i] for i in members]))
             score = structure_scores(src_u8.repeat_interleave(k, 0), y.reshape(-1, *y.shape[2:]))
             score = score.reshape(len(members), k).numpy().astype(np.float64)
@@ -215,6 +231,9 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
                     new = [bank.redraw(chunk[members[b]][0], j, attempt) for b, j in fail]
                     codes = np.stack([c for c, _ in new])[:, None]      # (F, 1, D)
                     y_new = decode(content[torch.as_tensor(fail[:, 0])], codes, hw_work, hw_out)[:, 0]
+                    for n_, b in enumerate(fail[:, 0]):
+                        if masks[b] is not None:
+                            y_new[n_][masks[b]] = 0
                     s_new = structure_scores(src_u8[fail[:, 0]], y_new).numpy()
                     for n_, ((b, j), (code, origin)) in enumerate(zip(fail, new)):
                         attempts[b, j] = attempt
