@@ -207,3 +207,50 @@ def test_black_field_of_view_border_stays_black(world, tmp_path):
     free = open_dataset(tmp_path / "n").sample("000000_style_01").image()
     assert (kept[outside] == 0).all() and (free[outside] != 0).any()
     assert np.array_equal(kept[~outside], free[~outside])
+
+
+@pytest.fixture(scope="module")
+def segmenter(world):
+    """A segmenter 'trained on real frames' (2 steps: only the plumbing matters here)."""
+    from sim2real.segment.data import load_items
+    from sim2real.segment.train import TrainConfig, train
+
+    real_root = world["real"].parent
+    items = load_items([real_root], ["gallbladder", "tool"], real_map={"gallbladder": [5], "tool": [6]})
+    out = world["root"] / "seg"
+    train(items, out, TrainConfig(steps=2, size=(32, 16), batch=2, base=4, depth=2, log_every=1,
+                                  checkpoint_every=2, warmup=1), device="cpu", progress=False)
+    return out / "checkpoint.pt"
+
+
+def test_min_consistency_scores_redraws_and_records(world, segmenter, tmp_path):
+    s = translate_dataset(world["ckpt"], world["render"], tmp_path / "c", k=2, segmenter=segmenter,
+                          min_consistency=1.0, max_redraws=1)
+    recs = [json.loads((p / "meta.json").read_text())["translation"] for p in (tmp_path / "c/samples").iterdir()]
+    assert len(recs) == 12
+    for r in recs:
+        assert set(r["consistency_dice"]) == {"gallbladder", "tool"}
+        assert 0.0 <= r["consistency_mean"] <= 1.0
+        assert r["passed_min_consistency"] == (r["consistency_mean"] >= 1.0)
+        if not r["passed_min_consistency"]:
+            assert r["redraws"] == 1
+    assert s["below_min_consistency"] == sum(not r["passed_min_consistency"] for r in recs)
+    assert s["redraws"] >= s["below_min_consistency"]
+    with pytest.raises(Exception, match="needs --segmenter"):
+        translate_dataset(world["ckpt"], world["render"], tmp_path / "x", k=1, min_consistency=0.5)
+
+
+def test_evaluate_with_segmenter_reports_consistency(world, segmenter, tmp_path, capsys):
+    from sim2real.cli import main
+
+    translate_dataset(world["ckpt"], world["render"], tmp_path / "t", k=2)
+    try:
+        main(["evaluate", "--data", str(tmp_path / "t"), "--real", str(world["real"]), "--epochs", "1",
+              "--segmenter", str(segmenter), "--out", str(tmp_path / "r.json"), "--device", "cpu"])
+    except SystemExit as e:
+        assert e.code in (0, None)
+    rep = json.loads((tmp_path / "r.json").read_text())["consistency"]
+    assert set(rep["translated"]) == {"gallbladder", "tool", "mean"}
+    assert set(rep["untranslated"]) == {"gallbladder", "tool", "mean"}
+    assert len(rep["per_variant"]) == 12
+    assert "consistency: Dice, mean" in capsys.readouterr().out

@@ -122,9 +122,13 @@ def export_cmd(run, out):
 @click.option("--max-redraws", type=int, default=5, show_default=True, help="Bound on redraws per variant.")
 @click.option("--keep-fov/--no-keep-fov", default=True, show_default=True,
               help="Keep the render's black border (outside the field of view, labelled background) black.")
+@click.option("--segmenter", type=click.Path(path_type=Path), default=None,
+              help="Segmenter checkpoint trained on real frames: record each variant's semantic consistency.")
+@click.option("--min-consistency", type=float, default=None,
+              help="Redraw variants whose consistency (mean Dice vs the render's labels) is below this.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
-                  min_structure, max_redraws, keep_fov, threads):
+                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
@@ -139,9 +143,11 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
         summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
                                     style_from=list(style_from) or None, batch=batch, device=device,
                                     min_structure=min_structure, max_redraws=max_redraws,
-                                    precision=precision, keep_fov=keep_fov, progress=bar)
+                                    precision=precision, keep_fov=keep_fov, segmenter=segmenter,
+                                    min_consistency=min_consistency, progress=bar)
+    below_c = f", {summary['below_min_consistency']} below --min-consistency" if min_consistency is not None else ""
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
-               f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure; "
+               f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure{below_c}; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
@@ -158,8 +164,10 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
 @click.option("--epochs", type=int, default=15, show_default=True, help="Two-sample classifier epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--segmenter", type=click.Path(path_type=Path), default=None,
+              help="Segmenter trained on real frames: semantic consistency of variants and renders.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, device, threads):
+def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, device, segmenter, threads):
     """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
     import torch
 
@@ -176,10 +184,30 @@ def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, devic
     with Progress(n_src, "evaluate", "renders") as bar:
         report = evaluate(data, list(real), source=source, seed=seed, device=pick_device(device), epochs=epochs,
                           inception_weights=inception_weights, progress=bar)
+    if segmenter is not None:
+        report["consistency"] = semantic_consistency(segmenter, data, report["source"], device)
     out = out or data / "evaluation.json"
     write_json_atomic(out, report)
     click.echo(format_report(report))
     click.echo(f"report: {out}")
+
+
+def semantic_consistency(segmenter, translated, source, device) -> dict:
+    """Dice of a real-trained segmenter against the renders' own labels, per variant and
+    per class, for the translations and (baseline) the untranslated renders."""
+    from ..progress import Progress
+    from ..segment.consistency import consistency_scores, summarise_consistency
+
+    out = {"segmenter": str(segmenter)}
+    for name, path in (("translated", translated), ("untranslated", source)):
+        from ..dataset import open_dataset
+
+        with Progress(len(open_dataset(path)), f"consistency ({name})", "images") as bar:
+            scores = consistency_scores(segmenter, path, device=device, progress=bar)
+        out[name] = summarise_consistency(scores)
+        if name == "translated":
+            out["per_variant"] = scores
+    return out
 
 
 commands: list = [train_cmd, export_cmd, translate_cmd, evaluate_cmd]

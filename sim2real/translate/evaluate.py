@@ -271,6 +271,11 @@ def format_report(r: dict) -> str:
         f"{'  same, central part only':<38}{tc['accuracy']:>12.3f}{uc['accuracy']:>14.3f}",
         f"{'diversity: mean pairwise L1':<38}{(f'{d:.4f}' if d is not None else 'n/a'):>12}{'-':>14}",
     ]
+    if "consistency" in r:
+        ct, cu = r["consistency"]["translated"], r["consistency"]["untranslated"]
+        for c in ct:
+            label = "consistency: Dice, mean" if c == "mean" else f"consistency: Dice, {c}"
+            lines.append(f"{label:<38}{ct[c]:>12.3f}{cu.get(c, float('nan')):>14.3f}")
     if "fid_kid" in r:
         ft, fu = r["fid_kid"]["translated"], r["fid_kid"]["untranslated"]
         lines.append(f"{'FID':<38}{ft['fid']:>12.2f}{fu['fid']:>14.2f}")

@@ -138,13 +138,18 @@ def encode_reference_styles(model: SimToReal, cfg: TranslatorConfig, paths, devi
 def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchronized: bool = False,
                       style_from=None, batch: int = 8, device: str | None = None,
                       min_structure: float | None = None, max_redraws: int = 5, precision: str = "bf16",
-                      keep_fov: bool = True, progress=None) -> dict:
+                      keep_fov: bool = True, segmenter=None, min_consistency: float | None = None,
+                      progress=None) -> dict:
     """Translate every sample of ``data`` into ``k`` variants under ``out``; returns a summary.
 
     Resumable: variants already written are skipped; a rerun with other options into the
     same folder is refused. With ``keep_fov`` the render's black outside-the-field-of-view
     pixels (pure black and labelled background) stay black in every variant, so image and
     labels agree there (the generator learns from real frames that often fill the frame).
+
+    ``segmenter`` (a ``sim2real segment`` checkpoint trained on real frames) scores every
+    variant's semantic consistency (mean Dice of its prediction against the render's own
+    labels); with ``min_consistency`` variants below it are redrawn like ``min_structure``.
     """
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
@@ -152,6 +157,11 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
         raise Sim2RealError(f"--batch must be >= 1, got {batch}")
     if min_structure is not None and not 0 <= min_structure <= 1:
         raise Sim2RealError(f"--min-structure must be within 0..1 (an MS-SSIM), got {min_structure}")
+    if min_consistency is not None and not 0 <= min_consistency <= 1:
+        raise Sim2RealError(f"--min-consistency must be within 0..1 (a mean Dice), got {min_consistency}")
+    if min_consistency is not None and segmenter is None:
+        raise Sim2RealError("--min-consistency needs --segmenter CKPT (a 'sim2real segment train' checkpoint "
+                            "trained on real labelled frames)")
     dev = pick_device(device)
     src = open_dataset(data)
     if src.kind == "translation":
@@ -160,6 +170,11 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
         raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
     model, cfg, ck = load_translator(checkpoint, dev)
     ck_sha = sha256_file(ck["path"])
+    scorer = None
+    if segmenter is not None:
+        from ..segment.consistency import ConsistencyScorer
+
+        scorer = ConsistencyScorer(segmenter, src.classes, device=str(dev))
     bank = StyleBank(cfg.model.style_dim, seed, synchronized)
     if style_from:
         codes, refs = encode_reference_styles(model, cfg, style_from, dev)
@@ -167,7 +182,8 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
     settings = {"checkpoint": str(ck["path"]), "checkpoint_sha256": ck_sha, "checkpoint_step": ck.get("step"),
                 "k": k, "seed": seed, "synchronized": synchronized,
                 "style_from": bank.refs, "min_structure": min_structure, "max_redraws": max_redraws,
-                "work_short_side": cfg.data.load_size, "keep_fov": keep_fov}
+                "work_short_side": cfg.data.load_size, "keep_fov": keep_fov,
+                "segmenter": None if segmenter is None else str(segmenter), "min_consistency": min_consistency}
     fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
     fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
                                             sort_keys=True).encode()).hexdigest()[:16]
@@ -180,7 +196,7 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
     mult = 2 ** cfg.model.n_downsample
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "redraws": 0,
-               "below_min_structure": 0, "links": 0, "copies": 0}
+               "below_min_structure": 0, "below_min_consistency": 0, "links": 0, "copies": 0}
     todo = []
     for index, sid in enumerate(src.ids()):
         names = [f"{sid}_style_{j:02d}" for j in range(k)]
@@ -220,12 +236,30 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
                 if m is not None:
                     y[b][:, m] = 0
             src_u8 = torch.from_numpy(np.stack([imgs[i] for i in members]))
+            segs = [samples[i].segmentation() for i in members] if scorer is not None else None
             score = structure_scores(src_u8.repeat_interleave(k, 0), y.reshape(-1, *y.shape[2:]))
             score = score.reshape(len(members), k).numpy().astype(np.float64)
+            cons = np.full((len(members), k), np.nan)
+            cons_cls: list[list[dict | None]] = [[None] * k for _ in members]
+            if scorer is not None:
+                res = scorer.score(list(y.reshape(-1, *y.shape[2:]).numpy()), [g for g in segs for _ in range(k)])
+                for n_, r in enumerate(res):
+                    cons[n_ // k, n_ % k] = float(np.mean(list(r.values())))
+                    cons_cls[n_ // k][n_ % k] = r
+
+            def margin(st, co):
+                """How far a variant clears its thresholds (negative: it fails one)."""
+                m = np.full(np.shape(st), np.inf)
+                if min_structure is not None:
+                    m = np.minimum(m, st - min_structure)
+                if min_consistency is not None:
+                    m = np.minimum(m, co - min_consistency)
+                return m
+
             attempts = np.zeros((len(members), k), int)
-            if min_structure is not None:
+            if min_structure is not None or min_consistency is not None:
                 for attempt in range(1, max_redraws + 1):
-                    fail = np.argwhere(score < min_structure)
+                    fail = np.argwhere(margin(score, cons) < 0)
                     if fail.size == 0:
                         break
                     new = [bank.redraw(chunk[members[b]][0], j, attempt) for b, j in fail]
@@ -235,11 +269,17 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
                         if masks[b] is not None:
                             y_new[n_][masks[b]] = 0
                     s_new = structure_scores(src_u8[fail[:, 0]], y_new).numpy()
+                    c_new = np.full(len(fail), np.nan)
+                    r_new: list = [None] * len(fail)
+                    if scorer is not None:
+                        r_new = scorer.score(list(y_new.numpy()), [segs[b] for b in fail[:, 0]])
+                        c_new = np.array([float(np.mean(list(r.values()))) for r in r_new])
+                    better = margin(s_new, c_new) > margin(score[fail[:, 0], fail[:, 1]], cons[fail[:, 0], fail[:, 1]])
                     for n_, ((b, j), (code, origin)) in enumerate(zip(fail, new)):
                         attempts[b, j] = attempt
                         summary["redraws"] += 1
-                        if s_new[n_] > score[b, j]:  # keep the best attempt seen
-                            score[b, j] = s_new[n_]
+                        if better[n_]:  # keep the best attempt seen
+                            score[b, j], cons[b, j], cons_cls[b][j] = s_new[n_], c_new[n_], r_new[n_]
                             y[b, j] = y_new[n_]
                             styles[b, j] = code
                             origins[b][j] = origin
@@ -253,6 +293,8 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
                         continue
                     passed = min_structure is None or score[b, j] >= min_structure
                     summary["below_min_structure"] += int(not passed)
+                    passed_c = min_consistency is None or cons[b, j] >= min_consistency
+                    summary["below_min_consistency"] += int(not passed_c)
                     with writer.write_sample(vid) as d:
                         write_png(d / FILES["image"], y[b, j].numpy())
                         for f in sorted(sample.dir.iterdir()):
@@ -266,6 +308,11 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
                                   "msssim_gray": round(float(score[b, j]), 6),
                                   "redraws": int(attempts[b, j]), "min_structure": min_structure,
                                   "passed_min_structure": bool(passed), "seed": seed}
+                        if scorer is not None:
+                            record.update({"consistency_dice": {c: round(v, 6) for c, v in cons_cls[b][j].items()},
+                                           "consistency_mean": round(float(cons[b, j]), 6),
+                                           "min_consistency": min_consistency,
+                                           "passed_min_consistency": bool(passed_c)})
                         write_json_atomic(d / FILES["meta"], {**meta, "id": vid, "translation": record})
                     summary["variants_written"] += 1
                 if progress is not None:
