@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.dataset import FILES, LABEL_KEYS, open_dataset, verify
+from sim2real.dataset import LABEL_KEYS, open_dataset, verify
 from sim2real.errors import DatasetError
 from sim2real.translate.checkpoint import CheckpointError, load_checkpoint
 from sim2real.translate.config import load_config
