@@ -36,10 +36,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load and validate a checkpoint with ``weights_only=True``; clear errors otherwise."""
-    import pickle
-    import zipfile
-
-    import torch
+    from ..torch_io import CheckpointLoadError, load_weights_only
 
     path = Path(path)
     if path.is_dir():
@@ -48,11 +45,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist; pass a file written by 'sim2real segment train' "
                               f"(RUN/checkpoint.pt) or its run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        state = load_weights_only(path, map_location)
+    except CheckpointLoadError as exc:
         raise CheckpointError(f"{path} is not a loadable segmenter checkpoint (corrupt, truncated or not "
-                              f"a safe weights-only file): {first}") from None
+                              f"a safe weights-only file): {exc.detail}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a segmenter checkpoint (format {fmt!r}, expected {FORMAT!r}); "

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ import torch
 from .. import __version__
 from ..errors import Sim2RealError
 from ..io import atomic_path
+from ..torch_io import CheckpointLoadError, load_weights_only
 
 FORMAT = "sim2real-translator"
 FORMAT_VERSION = 1
@@ -58,17 +57,15 @@ def load_checkpoint(path: str | os.PathLike, kinds=("train", "inference"), map_l
     """Load and check a checkpoint safely (``weights_only=True``); clear errors otherwise."""
     p = resolve_checkpoint(path)
     try:
-        ck = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint {p} holds objects that cannot be loaded safely (weights_only=True refused: {first}); "
-            f"it was not written by sim2real or was modified; use the original file from 'sim2real train' "
-            f"or 'sim2real export'") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"checkpoint {p} is damaged or not a PyTorch file ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); use an intact copy") from None
+        ck = load_weights_only(p, map_location)
+    except CheckpointLoadError as exc:
+        if exc.unsafe:
+            raise CheckpointError(
+                f"checkpoint {p} holds objects that cannot be loaded safely (weights_only=True refused: "
+                f"{exc.detail}); it was not written by sim2real or was modified; use the original file from "
+                f"'sim2real train' or 'sim2real export'") from None
+        raise CheckpointError(f"checkpoint {p} is damaged or not a PyTorch file ({exc.detail}); "
+                              f"use an intact copy") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
         raise CheckpointError(f"{p} is a PyTorch file but not a sim2real translator checkpoint "
