@@ -136,17 +136,23 @@ def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths:
         queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
 
 
+def plan(job: RenderJob, cfg: dict, progress=None) -> tuple[list[int], dict]:
+    """Open the output folder for ``job`` and list its missing indices; a summary to fill."""
+    writer = open_writer(job, cfg)
+    todo = [i for i in job.indices() if not writer.has(sample_id(i))]
+    summary = {"requested": len(job.indices()), "skipped": len(job.indices()) - len(todo), "rendered": 0}
+    if progress is not None:
+        progress.total = len(todo)
+    return todo, summary
+
+
 def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
     """Render the job's missing samples, in ``workers`` processes; returns a summary.
 
     ``progress`` is an object with ``update(n)`` (e.g. :class:`sim2real.progress.Progress`).
     """
     cfg = job.config()
-    writer = open_writer(job, cfg)  # validates the folder before any worker starts
-    todo = [i for i in job.indices() if not writer.has(sample_id(i))]
-    summary = {"requested": len(job.indices()), "skipped": len(job.indices()) - len(todo), "rendered": 0}
-    if progress is not None:
-        progress.total = len(todo)
+    todo, summary = plan(job, cfg, progress)  # validates the folder before any worker starts
     if not todo:
         return summary
     t0 = time.perf_counter()

@@ -407,8 +407,7 @@ def run_user_scene(job, blend: str | os.PathLike | None = None, preset: str | No
     """
     import time
 
-    from ..dataset import sample_id
-    from ..pipeline import open_writer, render_indices
+    from ..pipeline import plan, render_indices
 
     bpy = require_bpy()
     if workers > 1:
@@ -418,11 +417,7 @@ def run_user_scene(job, blend: str | os.PathLike | None = None, preset: str | No
     scene = scene or bpy.context.scene
     ujob = make_job(scene, job.out, job.count, job.seed, job.start, job.shard, preset, job.overrides)
     cfg = ujob.config()
-    writer = open_writer(ujob, cfg)
-    todo = [i for i in ujob.indices() if not writer.has(sample_id(i))]
-    summary = {"requested": len(ujob.indices()), "skipped": len(ujob.indices()) - len(todo), "rendered": 0}
-    if progress is not None:
-        progress.total = len(todo)
+    todo, summary = plan(ujob, cfg, progress)
     if not todo:
         return summary
     t0 = time.perf_counter()
