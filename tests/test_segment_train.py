@@ -83,16 +83,16 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="not a loadable segmenter checkpoint"):
+    with pytest.raises(CheckpointError, match="damaged or not a PyTorch file"):
         load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"format": "sim2real-translator", "step": 1}, other)
-    with pytest.raises(CheckpointError, match="not a segmenter checkpoint"):
+    with pytest.raises(CheckpointError, match="not a sim2real segmenter checkpoint"):
         load_checkpoint(other)
     unsafe = tmp_path / "unsafe.pt"
     with open(unsafe, "wb") as f:  # a pickled object weights_only refuses to run
         pickle.dump({"format": "sim2real-segmenter", "x": pickle.Pickler}, f, protocol=2)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load_checkpoint(unsafe)
 
 
@@ -101,7 +101,7 @@ def test_tampered_checkpoint_is_rejected(render_items, tmp_path):
     path = tmp_path / "run" / "checkpoint.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="not a loadable"):
+    with pytest.raises(CheckpointError, match="damaged or not a PyTorch file"):
         load_checkpoint(path)
 
 

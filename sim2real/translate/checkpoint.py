@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
 from ..errors import Sim2RealError
-from ..io import atomic_path
-from ..torch_io import CheckpointLoadError, load_weights_only
+from ..torch_io import CheckpointKind
+from ..torch_io import load_checkpoint as _load
+from ..torch_io import save_checkpoint as _save
 
 FORMAT = "sim2real-translator"
 FORMAT_VERSION = 1
@@ -29,13 +29,13 @@ class CheckpointError(Sim2RealError):
     """A checkpoint is missing, damaged, tampered with or of another kind."""
 
 
+KIND = CheckpointKind(FORMAT, FORMAT_VERSION, "translator", "'sim2real train' or 'sim2real export'",
+                      CheckpointError)
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """Write ``payload`` (plus format fields) atomically; returns the path."""
-    path = Path(path)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__, **payload}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return _save(path, KIND, payload)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -56,29 +56,13 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, kinds=("train", "inference"), map_location="cpu") -> dict:
     """Load and check a checkpoint safely (``weights_only=True``); clear errors otherwise."""
     p = resolve_checkpoint(path)
-    try:
-        ck = load_weights_only(p, map_location)
-    except CheckpointLoadError as exc:
-        if exc.unsafe:
-            raise CheckpointError(
-                f"checkpoint {p} holds objects that cannot be loaded safely (weights_only=True refused: "
-                f"{exc.detail}); it was not written by sim2real or was modified; use the original file from "
-                f"'sim2real train' or 'sim2real export'") from None
-        raise CheckpointError(f"checkpoint {p} is damaged or not a PyTorch file ({exc.detail}); "
-                              f"use an intact copy") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
-        raise CheckpointError(f"{p} is a PyTorch file but not a sim2real translator checkpoint "
-                              f"(format {found!r}); pass a file from 'sim2real train' or 'sim2real export'")
-    if int(ck.get("format_version", -1)) > FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {p} has format_version {ck['format_version']}, newer than this "
-                              f"sim2real understands ({FORMAT_VERSION}); upgrade sim2real")
+    ck = _load(p, KIND, ("config",), map_location)
     if ck.get("kind") not in kinds:
         want = " or ".join(kinds)
         raise CheckpointError(f"checkpoint {p} is a {ck.get('kind')!r} checkpoint, this needs {want}; "
                               + ("resume from the run's checkpoint.pt, not an export"
                                  if "train" in kinds and len(kinds) == 1 else "pass another file"))
-    for key in ("config",) + (("model", "ema", "optim", "step") if ck["kind"] == "train" else ("model",)):
+    for key in ("model", "ema", "optim", "step") if ck["kind"] == "train" else ("model",):
         if key not in ck:
             raise CheckpointError(f"checkpoint {p} lacks {key!r}; it is truncated or was modified")
     ck["path"] = str(p)
