@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import shlex
 import shutil
 import sys
@@ -157,25 +156,9 @@ class SIM2REAL_OT_show_labels(_Run, bpy.types.Operator):
 # --- render --------------------------------------------------------------------------
 
 
-def _toml(v) -> str:
-    """A TOML literal for a --set value (the headless script parses values as TOML)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, str):
-        return json.dumps(v)
-    return repr(v)
-
-
 def _job_args(job, blend: str | None = None) -> list[str]:
-    args = ["--out", str(job.out), "--count", str(job.count), "--seed", str(job.seed), "--start", str(job.start),
-            "--preset", str(job.preset)]
-    for k, v in (job.overrides or {}).items():
-        args += ["--set", f"{k}={_toml(v)}"]
-    if blend:
-        args += ["--blend", blend]
-    return args
+    """The headless script's arguments for ``job``: the core's own encoding, plus ``--blend``."""
+    return module("pipeline").job_to_args(job) + (["--blend", blend] if blend else [])
 
 
 def _output_dir(s) -> str:
