@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .classes import ClassTable
 from .defaults import EXTRA_CLASS_SCHEMA, MESH_SCHEMA, SCHEMA, F
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 SCENES_DIR = Path(__file__).resolve().parent.parent / "scenes"
 
@@ -55,7 +55,7 @@ def load_config(preset: str | Path | None = None, overrides: dict | None = None)
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+            raise ConfigError(f"{where}: not valid TOML ({one_line(exc)})") from None
         except OSError as exc:
             raise ConfigError(f"{where}: cannot be read ({exc.strerror})") from None
         _merge(cfg, data, where, base_dir=path.parent)
@@ -247,7 +247,7 @@ def _check_consistency(cfg: dict, where: str) -> None:
     try:
         table = class_table(cfg)
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{where}: [[classes]]: {exc} (ids and names must be unique, ids 8..255)") from None
+        raise ConfigError(f"{where}: [[classes]]: {one_line(exc)} (ids and names must be unique, ids 8..255)") from None
     for t in cfg["scene"]["target"]:
         if t not in table:
             raise ConfigError(f"{where}: scene.target names unknown class {t!r}; known: {', '.join(table.names)}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .classes import ClassTable
-from .errors import DatasetError
+from .errors import DatasetError, one_line
 from .exr import EXRError, read_exr
 from .io import atomic_dir, clean_partials, read_json, read_png, write_json_atomic
 
@@ -163,7 +163,7 @@ class Dataset:
         try:
             self.info = read_json(info_path)
         except ValueError as exc:
-            raise DatasetError(f"{info_path} is not valid JSON ({exc})") from None
+            raise DatasetError(f"{info_path} is not valid JSON ({one_line(exc)})") from None
         if self.info.get("format") != FORMAT_NAME:
             raise DatasetError(f"{info_path}: 'format' is {self.info.get('format')!r}, expected {FORMAT_NAME!r}")
         if int(self.info.get("format_version", -1)) > FORMAT_VERSION:
@@ -172,7 +172,7 @@ class Dataset:
         try:
             self.classes = ClassTable.from_json(self.info["classes"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{info_path}: invalid 'classes' table ({exc})") from None
+            raise DatasetError(f"{info_path}: invalid 'classes' table ({one_line(exc)})") from None
         samples_dir = self.root / "samples"
         self._ids = sorted(p.name for p in samples_dir.iterdir()
                            if p.is_dir() and not p.name.startswith(".")) if samples_dir.is_dir() else []
@@ -220,7 +220,7 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     try:
         meta = sample.meta
     except ValueError as exc:
-        return [f"meta.json is not valid JSON ({exc})"]
+        return [f"meta.json is not valid JSON ({one_line(exc)})"]
     try:
         img = sample.image()
         seg = read_png(sample.path("segmentation"))
@@ -228,7 +228,7 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
         depth = sample.depth()
         normals = sample.normals()
     except (OSError, ValueError, EXRError, KeyError) as exc:
-        return [f"unreadable file ({exc})"]
+        return [f"unreadable file ({one_line(exc)})"]
     h, w = seg.shape[:2] if seg.ndim >= 2 else (0, 0)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         problems.append(f"image.png should be uint8 (H, W, 3), is {img.dtype} {img.shape}")
@@ -269,7 +269,7 @@ def verify(root: str | os.PathLike, progress=None) -> dict[str, list[str]]:
     try:
         ds = open_dataset(root)
     except DatasetError as exc:
-        return {"": [str(exc)]}
+        return {"": [one_line(exc)]}
     bad: dict[str, list[str]] = {}
     if len(ds) == 0:
         bad[""] = ["no samples"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from .config import class_table, fingerprint, load_config
 from .dataset import DatasetWriter, sample_id
-from .errors import Sim2RealError
+from .errors import Sim2RealError, one_line
 from .exr import write_exr
 from .io import write_json_atomic, write_png
 
@@ -129,11 +129,12 @@ def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths:
         render_indices(job, indices, on_done=lambda i, t: queue.put(("done", i)), threads=threads)
         queue.put(("exit", None))
     except Sim2RealError as exc:
-        queue.put(("error", str(exc)))
+        queue.put(("error", one_line(exc)))
     except BaseException as exc:  # report, never hang the parent
         import traceback
 
-        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        traceback.print_exc()  # the details go to this worker's stderr; the parent gets one line
+        queue.put(("error", one_line(exc, with_type=True)))
 
 
 def plan(job: RenderJob, cfg: dict, progress=None) -> tuple[list[int], dict]:

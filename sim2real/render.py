@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parent.parent
     if str(root) not in sys.path:  # Blender's Python does not have sim2real installed
         sys.path.insert(0, str(root))
-    from sim2real.errors import Sim2RealError
+    from sim2real.errors import Sim2RealError, one_line
     from sim2real.pipeline import RenderJob, parse_set, parse_shard, run
     from sim2real.progress import Progress
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 0
     except Sim2RealError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,8 @@ import os
 import pickle
 import zipfile
 
+from .errors import one_line
+
 
 class CheckpointLoadError(Exception):
     """torch could not read a file: ``unsafe`` (weights_only refused an object) or damaged."""
@@ -16,11 +18,6 @@ class CheckpointLoadError(Exception):
         self.detail = detail
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_weights_only(path: str | os.PathLike, map_location="cpu"):
     """``torch.load(path, weights_only=True)``; failures become :class:`CheckpointLoadError`."""
     import torch
@@ -28,6 +25,6 @@ def load_weights_only(path: str | os.PathLike, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointLoadError(True, _first_line(exc)) from None
+        raise CheckpointLoadError(True, one_line(exc)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise CheckpointLoadError(False, f"{type(exc).__name__}: {_first_line(exc)}") from None
+        raise CheckpointLoadError(False, one_line(exc, with_type=True)) from None

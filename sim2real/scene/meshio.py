@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 _PLY_TYPES = {"char": "i1", "uchar": "u1", "short": "i2", "ushort": "u2", "int": "i4", "uint": "u4",
               "float": "f4", "double": "f8", "int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2",
@@ -40,7 +40,7 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except MeshError:
         raise
     except Exception as exc:  # malformed files raise all sorts of things
-        raise MeshError(f"mesh {path}: unreadable {ext[1:].upper()} file ({type(exc).__name__}: {exc}); "
+        raise MeshError(f"mesh {path}: unreadable {ext[1:].upper()} file ({one_line(exc, with_type=True)}); "
                         f"re-export it as binary STL or PLY") from None
     if len(f) == 0 or len(v) < 3:
         raise MeshError(f"mesh {path}: no triangles found")
