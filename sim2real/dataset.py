@@ -209,8 +209,51 @@ def class_pixel_counts(seg: np.ndarray, table: ClassTable) -> dict[str, int]:
     return {c.name: int(counts[c.id]) for c in table}
 
 
+# What every sample's meta.json holds (README "Data set format"); verify checks their shape.
+REQUIRED_META = ("index", "seed", "resolution", "camera", "instances", "class_pixel_counts")
+
+
+def _matrix(value, n: int) -> bool:
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(r, list) and len(r) == n and all(_is_number(x) for x in r) for r in value))
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def meta_problems(meta) -> list[str]:
+    """What is missing or malformed in a sample's meta.json record."""
+    if not isinstance(meta, dict):
+        return [f"meta.json must hold a JSON object, holds a {type(meta).__name__}"]
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        return [f"meta.json lacks {', '.join(missing)}"]
+    problems = []
+    res = meta["resolution"]
+    if not (isinstance(res, list) and len(res) == 2 and all(isinstance(x, int) and x > 0 for x in res)):
+        problems.append(f"meta.json resolution must be [width, height], is {res!r}")
+    cam = meta["camera"]
+    if not (isinstance(cam, dict) and _matrix(cam.get("K"), 3) and _matrix(cam.get("camera_to_world"), 4)):
+        problems.append("meta.json camera must hold K (3x3) and camera_to_world (4x4)")
+    inst = meta["instances"]
+    if not (isinstance(inst, list) and all(isinstance(i, dict) and isinstance(i.get("id"), int) for i in inst)):
+        problems.append("meta.json instances must be a list of records with an integer id")
+    counts = meta["class_pixel_counts"]
+    if not (isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())):
+        problems.append("meta.json class_pixel_counts must map class names to pixel counts")
+    return problems
+
+
 def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     """Problems found in one sample (empty list when it is sound)."""
+    try:
+        return _verify_sample(sample, table)
+    except Exception as exc:  # a damaged sample is reported, never stops the check of the others
+        return [f"cannot be checked ({one_line(exc, with_type=True)})"]
+
+
+def _verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     problems = []
     for key, name in FILES.items():
         if not sample.path(key).is_file():
@@ -221,6 +264,9 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
         meta = sample.meta
     except ValueError as exc:
         return [f"meta.json is not valid JSON ({one_line(exc)})"]
+    problems = meta_problems(meta)
+    if problems:
+        return problems
     try:
         img = sample.image()
         seg = read_png(sample.path("segmentation"))
@@ -241,8 +287,8 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
             problems.append(f"{name} is {arr.shape[1]}x{arr.shape[0]}, segmentation is {w}x{h}")
     if problems:
         return problems
-    res = meta.get("resolution")
-    if res is not None and list(res) != [w, h]:
+    res = meta["resolution"]
+    if list(res) != [w, h]:
         problems.append(f"meta.json resolution {res} but images are {w}x{h}")
     bad_ids = sorted(set(np.unique(seg).tolist()) - set(table.ids))
     if bad_ids:
@@ -254,12 +300,11 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     norm = np.linalg.norm(normals[surface], axis=-1)
     if norm.size and not np.all(np.abs(norm - 1) < 1e-3):
         problems.append(f"normals are not unit length on {int(np.sum(np.abs(norm - 1) >= 1e-3))} labelled pixels")
-    counts = meta.get("class_pixel_counts")
-    if counts is not None and counts != class_pixel_counts(seg, table):
+    if meta["class_pixel_counts"] != class_pixel_counts(seg, table):
         problems.append("meta.json class_pixel_counts disagree with segmentation.png")
-    inst_ids = {int(i["id"]) for i in meta.get("instances", [])}
+    inst_ids = {int(i["id"]) for i in meta["instances"]}
     extra = sorted(set(np.unique(inst).tolist()) - inst_ids - {0})
-    if "instances" in meta and extra:
+    if extra:
         problems.append(f"instances.png has ids not listed in meta.json: {extra}")
     return problems
 

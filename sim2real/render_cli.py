@@ -70,6 +70,8 @@ def verify(dataset, quiet):
 
     Example: sim2real verify data/sim
     """
+    from pathlib import Path
+
     from .dataset import open_dataset
     from .dataset import verify as verify_ds
     from .progress import Progress
@@ -77,7 +79,10 @@ def verify(dataset, quiet):
     try:
         n = len(open_dataset(dataset))
     except Sim2RealError:
-        n = 0
+        if not (Path(dataset) / "dataset.json").is_file():  # not a data set at all: wrong argument
+            raise Sim2RealError(f"{dataset} is not a sim2real data set (no dataset.json); point verify at a "
+                                f"folder written by 'sim2real render' or 'sim2real translate'") from None
+        n = 0  # a damaged dataset.json: reported below as the data set's problem
     with Progress(n, "verify", unit="samples", enabled=not quiet) as bar:
         bad = verify_ds(dataset, progress=bar)
     for sid, problems in bad.items():

@@ -46,3 +46,23 @@ def test_torch_dataset(fake_render_dataset):
     item = torch_dataset(fake_render_dataset)[1]
     assert item["image"].shape == (3, 48, 64) and float(item["image"].max()) <= 1.0
     assert item["segmentation"].shape == (48, 64)
+
+
+def test_verify_reports_malformed_meta_and_checks_every_sample(fake_render_dataset):
+    samples = fake_render_dataset / "samples"
+    (samples / "000001" / "meta.json").write_text("[1, 2]")
+    (samples / "000002" / "meta.json").write_text("{}")
+    bad = verify(fake_render_dataset)
+    assert set(bad) == {"000001", "000002"}  # the sound samples 0 and 3 were checked and pass
+    assert bad["000001"] == ["meta.json must hold a JSON object, holds a list"]
+    assert "lacks" in bad["000002"][0] and "camera" in bad["000002"][0] and "resolution" in bad["000002"][0]
+
+
+def test_verify_checks_the_camera_record(fake_render_dataset):
+    import json
+
+    p = fake_render_dataset / "samples" / "000000" / "meta.json"
+    meta = json.loads(p.read_text())
+    meta["camera"]["K"] = [[1, 0], [0, 1]]
+    p.write_text(json.dumps(meta))
+    assert verify(fake_render_dataset)["000000"] == ["meta.json camera must hold K (3x3) and camera_to_world (4x4)"]
