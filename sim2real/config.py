@@ -62,7 +62,9 @@ def load_config(preset: str | Path | None = None, overrides: dict | None = None)
         cfg["preset_path"] = str(path.resolve())
     for dotted, value in (overrides or {}).items():
         sec, _, key = dotted.partition(".")
-        _merge(cfg, {sec: {key: value}}, where)
+        _merge(cfg, {sec: {key: value}}, f"--set {dotted}={toml_value(value)}")  # blame the value given
+    if overrides:
+        where += f" with --set {', '.join(overrides)}"
     _check_consistency(cfg, where)
     return cfg
 
@@ -261,6 +263,9 @@ def _check_consistency(cfg: dict, where: str) -> None:
             if m["class"] not in table:
                 raise ConfigError(f"{where}: meshes[{i}].class {m['class']!r} is not a class; "
                                   f"known: {', '.join(table.names)} (add extras with [[classes]])")
+            if Path(m["path"]).is_dir():
+                raise ConfigError(f"{where}: meshes[{i}].path {m['path']} is a folder, not a mesh file; "
+                                  f"give the path of an STL, PLY or OBJ file")
             if not Path(m["path"]).is_file():
                 raise ConfigError(f"{where}: meshes[{i}].path {m['path']} does not exist; "
                                   f"fix the path (relative paths are relative to the preset file)")

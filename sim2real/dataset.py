@@ -16,6 +16,7 @@ renamed into place), so "the directory exists" means "the sample is done".
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,13 +87,34 @@ class DatasetWriter:
             if old.get("format") != FORMAT_NAME:
                 raise DatasetError(f"{self.root} holds something that is not a sim2real data set; use another --out")
             if fingerprint is not None and old.get("fingerprint") != fingerprint:
-                raise DatasetError(
-                    f"{self.root} already holds a data set made with different settings "
-                    f"(preset, seed, resolution or checkpoint); resume with the same options or use another --out")
+                if self._finished_samples():
+                    raise DatasetError(
+                        f"{self.root} already holds a data set made with different settings (preset, seed, "
+                        f"resolution or checkpoint); resume with the same options or use another --out")
+                # nothing was finished under the old settings (e.g. a run that failed on a bad
+                # mesh): the folder takes the new ones
+                write_json_atomic(info_path, info)
         else:
             write_json_atomic(info_path, info)
         self.info = info
+        self.fingerprint = fingerprint
         clean_partials(self.samples_dir)
+
+    def _finished_samples(self) -> bool:
+        with os.scandir(self.samples_dir) as it:
+            return any(e.is_dir() and not e.name.startswith(".") for e in it)
+
+    def _check_settings_unchanged(self) -> None:
+        """Before a sample is committed: the folder still belongs to this job's settings."""
+        if self.fingerprint is None:
+            return
+        try:
+            current = read_json(self.root / "dataset.json").get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            current = None
+        if current != self.fingerprint:
+            raise DatasetError(f"{self.root} was taken over by a job with different settings while this one ran; "
+                               f"rerun with those settings or use another --out")
 
     def has(self, sid: str) -> bool:
         return (self.samples_dir / sid / FILES["meta"]).is_file()
@@ -105,6 +127,7 @@ class DatasetWriter:
         """Yield a temporary folder to fill; it becomes ``samples/<sid>`` on success."""
         with atomic_dir(self.samples_dir / sid) as tmp:
             yield tmp
+            self._check_settings_unchanged()
 
 
 class Sample:
@@ -331,20 +354,40 @@ def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), trans
     """A ``torch.utils.data.Dataset`` over a data set: items are dicts of tensors.
 
     ``image`` becomes float32 (3, H, W) in [0, 1]; labels keep their dtype as tensors
-    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)).
+    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)). It pickles (a
+    module-level class holding the folder's path), so a ``DataLoader`` with workers runs
+    under the spawn start method too (macOS, Windows); a ``transform`` must pickle as well.
     """
+    return _torch_sample_dataset_class()(root, keys, transform)
+
+
+def __getattr__(name: str):
+    # PEP 562: the class subclasses torch's Dataset, so it is made on first use (this module
+    # also runs in Blender's Python, which has no torch); pickle finds it here by name.
+    if name == "TorchSampleDataset":
+        return _torch_sample_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _torch_sample_dataset_class():
     import torch
     from torch.utils.data import Dataset as _TorchDataset
 
-    ds = open_dataset(root)
+    class TorchSampleDataset(_TorchDataset):
+        """The samples of a data set as dicts of tensors (see :func:`torch_dataset`)."""
 
-    class _SampleDataset(_TorchDataset):
+        def __init__(self, root, keys=("image", "segmentation"), transform=None):
+            self.root, self.keys, self.transform = Path(root), tuple(keys), transform
+            self._ds = open_dataset(self.root)
+
         def __len__(self):
-            return len(ds)
+            return len(self._ds)
 
         def __getitem__(self, i):
-            arrays = ds[i].load(keys)
-            out = {"id": ds[i].id}
+            sample = self._ds[i]
+            arrays = sample.load(self.keys)
+            out = {"id": sample.id}
             for k, v in arrays.items():
                 if k == "meta":
                     continue
@@ -356,6 +399,7 @@ def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), trans
                     out[k] = torch.from_numpy(v.astype(np.int64))
                 else:
                     out[k] = torch.from_numpy(v)
-            return transform(out) if transform else out
+            return self.transform(out) if self.transform else out
 
-    return _SampleDataset()
+    TorchSampleDataset.__module__, TorchSampleDataset.__qualname__ = __name__, "TorchSampleDataset"
+    return TorchSampleDataset

@@ -12,7 +12,7 @@ from .errors import Sim2RealError
 @click.command()
 @click.option("--preset", default=None, help="preset name in scenes/ or a .toml file  [default: default]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output data-set folder")
-@click.option("--count", required=True, type=click.IntRange(min=0), help="number of samples")
+@click.option("--count", required=True, type=int, help="number of samples (1 or more)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--start", default=0, show_default=True, type=click.IntRange(min=0), help="first sample index")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="render processes")
@@ -44,7 +44,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
             summary = run_user_scene(job, blend, preset, workers=workers, progress=bar)
         click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
         if preview:
-            _write_preview(out, None, 6)
+            _render_preview(out)
         return
     job.config()  # validate before starting anything
     if blender:
@@ -59,7 +59,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
             summary = run(job, workers=workers, progress=bar)
         click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
     if preview:
-        _write_preview(out, None, 6)
+        _render_preview(out)
 
 
 @click.command()
@@ -93,6 +93,16 @@ def verify(dataset, quiet):
         sys.exit(1)
     if not quiet:
         click.echo(f"ok: {n} samples in {dataset}")
+
+
+def _render_preview(out) -> None:
+    """The preview after a render; a shard that rendered nothing yet has nothing to show."""
+    from .dataset import open_dataset
+
+    if len(open_dataset(out)) == 0:
+        click.echo(f"no samples in {out} yet: no preview", err=True)
+        return
+    _write_preview(out, None, 6)
 
 
 def _write_preview(dataset, out, rows):
