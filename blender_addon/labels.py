@@ -52,7 +52,7 @@ def describe(obj, table) -> str:
     try:
         cid = _user_scene().object_class(obj, table)
     except module("errors").Sim2RealError as exc:
-        return str(exc)
+        return module("errors").one_line(exc)
     if cid is None:
         return "unlabelled"
     return f"{table[cid].name} ({cid})"

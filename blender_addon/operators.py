@@ -31,10 +31,14 @@ class _Run:
         try:
             return self.run(context) or {"FINISHED"}
         except module("errors").Sim2RealError as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, _one_line(exc))
         except Exception as exc:  # an unexpected failure still reaches the user
-            self.report({"ERROR"}, f"{type(exc).__name__}: {exc}")
+            self.report({"ERROR"}, _one_line(exc, with_type=True))
         return {"CANCELLED"}
+
+
+def _one_line(exc, with_type=False):
+    return module("errors").one_line(exc, with_type=with_type)
 
 
 def _settings(context):

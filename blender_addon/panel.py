@@ -66,7 +66,7 @@ class SIM2REAL_PT_labels(_Sub, bpy.types.Panel):
         try:
             n = len(module("blender.user_scene").labelled_objects(scene, table))
         except module("errors").Sim2RealError as exc:
-            layout.label(text=str(exc), icon="ERROR")
+            layout.label(text=module("errors").one_line(exc), icon="ERROR")
         else:
             layout.label(text=f"{n} labelled object(s) in the scene")
         shown = labels.is_shown(scene)

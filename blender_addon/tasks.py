@@ -133,7 +133,7 @@ class Task:
             if self.on_finish is not None:
                 self.on_finish(self)
         except Exception as exc:  # shown in the panel, never lost
-            self.state, self.message = "failed", f"{type(exc).__name__}: {exc}"
+            self.state, self.message = "failed", module("errors").one_line(exc, with_type=True)
         finally:
             for p in self.cleanup:
                 shutil.rmtree(p, ignore_errors=True)

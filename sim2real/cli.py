@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import Sim2RealError
+from .errors import Sim2RealError, one_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="sim2real", standalone_mode=False)
     except Sim2RealError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .classes import ClassTable
 from .defaults import EXTRA_CLASS_SCHEMA, MESH_SCHEMA, SCHEMA, F
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 SCENES_DIR = Path(__file__).resolve().parent.parent / "scenes"
 
@@ -55,14 +55,16 @@ def load_config(preset: str | Path | None = None, overrides: dict | None = None)
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+            raise ConfigError(f"{where}: not valid TOML ({one_line(exc)})") from None
         except OSError as exc:
             raise ConfigError(f"{where}: cannot be read ({exc.strerror})") from None
         _merge(cfg, data, where, base_dir=path.parent)
         cfg["preset_path"] = str(path.resolve())
     for dotted, value in (overrides or {}).items():
         sec, _, key = dotted.partition(".")
-        _merge(cfg, {sec: {key: value}}, where)
+        _merge(cfg, {sec: {key: value}}, f"--set {dotted}={toml_value(value)}")  # blame the value given
+    if overrides:
+        where += f" with --set {', '.join(overrides)}"
     _check_consistency(cfg, where)
     return cfg
 
@@ -247,7 +249,7 @@ def _check_consistency(cfg: dict, where: str) -> None:
     try:
         table = class_table(cfg)
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{where}: [[classes]]: {exc} (ids and names must be unique, ids 8..255)") from None
+        raise ConfigError(f"{where}: [[classes]]: {one_line(exc)} (ids and names must be unique, ids 8..255)") from None
     for t in cfg["scene"]["target"]:
         if t not in table:
             raise ConfigError(f"{where}: scene.target names unknown class {t!r}; known: {', '.join(table.names)}")
@@ -261,6 +263,9 @@ def _check_consistency(cfg: dict, where: str) -> None:
             if m["class"] not in table:
                 raise ConfigError(f"{where}: meshes[{i}].class {m['class']!r} is not a class; "
                                   f"known: {', '.join(table.names)} (add extras with [[classes]])")
+            if Path(m["path"]).is_dir():
+                raise ConfigError(f"{where}: meshes[{i}].path {m['path']} is a folder, not a mesh file; "
+                                  f"give the path of an STL, PLY or OBJ file")
             if not Path(m["path"]).is_file():
                 raise ConfigError(f"{where}: meshes[{i}].path {m['path']} does not exist; "
                                   f"fix the path (relative paths are relative to the preset file)")

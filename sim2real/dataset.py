@@ -16,6 +16,7 @@ renamed into place), so "the directory exists" means "the sample is done".
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .classes import ClassTable
-from .errors import DatasetError
+from .errors import DatasetError, one_line
 from .exr import EXRError, read_exr
 from .io import atomic_dir, clean_partials, read_json, read_png, write_json_atomic
 
@@ -86,13 +87,34 @@ class DatasetWriter:
             if old.get("format") != FORMAT_NAME:
                 raise DatasetError(f"{self.root} holds something that is not a sim2real data set; use another --out")
             if fingerprint is not None and old.get("fingerprint") != fingerprint:
-                raise DatasetError(
-                    f"{self.root} already holds a data set made with different settings "
-                    f"(preset, seed, resolution or checkpoint); resume with the same options or use another --out")
+                if self._finished_samples():
+                    raise DatasetError(
+                        f"{self.root} already holds a data set made with different settings (preset, seed, "
+                        f"resolution or checkpoint); resume with the same options or use another --out")
+                # nothing was finished under the old settings (e.g. a run that failed on a bad
+                # mesh): the folder takes the new ones
+                write_json_atomic(info_path, info)
         else:
             write_json_atomic(info_path, info)
         self.info = info
+        self.fingerprint = fingerprint
         clean_partials(self.samples_dir)
+
+    def _finished_samples(self) -> bool:
+        with os.scandir(self.samples_dir) as it:
+            return any(e.is_dir() and not e.name.startswith(".") for e in it)
+
+    def _check_settings_unchanged(self) -> None:
+        """Before a sample is committed: the folder still belongs to this job's settings."""
+        if self.fingerprint is None:
+            return
+        try:
+            current = read_json(self.root / "dataset.json").get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            current = None
+        if current != self.fingerprint:
+            raise DatasetError(f"{self.root} was taken over by a job with different settings while this one ran; "
+                               f"rerun with those settings or use another --out")
 
     def has(self, sid: str) -> bool:
         return (self.samples_dir / sid / FILES["meta"]).is_file()
@@ -105,6 +127,7 @@ class DatasetWriter:
         """Yield a temporary folder to fill; it becomes ``samples/<sid>`` on success."""
         with atomic_dir(self.samples_dir / sid) as tmp:
             yield tmp
+            self._check_settings_unchanged()
 
 
 class Sample:
@@ -163,7 +186,7 @@ class Dataset:
         try:
             self.info = read_json(info_path)
         except ValueError as exc:
-            raise DatasetError(f"{info_path} is not valid JSON ({exc})") from None
+            raise DatasetError(f"{info_path} is not valid JSON ({one_line(exc)})") from None
         if self.info.get("format") != FORMAT_NAME:
             raise DatasetError(f"{info_path}: 'format' is {self.info.get('format')!r}, expected {FORMAT_NAME!r}")
         if int(self.info.get("format_version", -1)) > FORMAT_VERSION:
@@ -172,7 +195,7 @@ class Dataset:
         try:
             self.classes = ClassTable.from_json(self.info["classes"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{info_path}: invalid 'classes' table ({exc})") from None
+            raise DatasetError(f"{info_path}: invalid 'classes' table ({one_line(exc)})") from None
         samples_dir = self.root / "samples"
         self._ids = sorted(p.name for p in samples_dir.iterdir()
                            if p.is_dir() and not p.name.startswith(".")) if samples_dir.is_dir() else []
@@ -209,8 +232,51 @@ def class_pixel_counts(seg: np.ndarray, table: ClassTable) -> dict[str, int]:
     return {c.name: int(counts[c.id]) for c in table}
 
 
+# What every sample's meta.json holds (README "Data set format"); verify checks their shape.
+REQUIRED_META = ("index", "seed", "resolution", "camera", "instances", "class_pixel_counts")
+
+
+def _matrix(value, n: int) -> bool:
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(r, list) and len(r) == n and all(_is_number(x) for x in r) for r in value))
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def meta_problems(meta) -> list[str]:
+    """What is missing or malformed in a sample's meta.json record."""
+    if not isinstance(meta, dict):
+        return [f"meta.json must hold a JSON object, holds a {type(meta).__name__}"]
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        return [f"meta.json lacks {', '.join(missing)}"]
+    problems = []
+    res = meta["resolution"]
+    if not (isinstance(res, list) and len(res) == 2 and all(isinstance(x, int) and x > 0 for x in res)):
+        problems.append(f"meta.json resolution must be [width, height], is {res!r}")
+    cam = meta["camera"]
+    if not (isinstance(cam, dict) and _matrix(cam.get("K"), 3) and _matrix(cam.get("camera_to_world"), 4)):
+        problems.append("meta.json camera must hold K (3x3) and camera_to_world (4x4)")
+    inst = meta["instances"]
+    if not (isinstance(inst, list) and all(isinstance(i, dict) and isinstance(i.get("id"), int) for i in inst)):
+        problems.append("meta.json instances must be a list of records with an integer id")
+    counts = meta["class_pixel_counts"]
+    if not (isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())):
+        problems.append("meta.json class_pixel_counts must map class names to pixel counts")
+    return problems
+
+
 def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     """Problems found in one sample (empty list when it is sound)."""
+    try:
+        return _verify_sample(sample, table)
+    except Exception as exc:  # a damaged sample is reported, never stops the check of the others
+        return [f"cannot be checked ({one_line(exc, with_type=True)})"]
+
+
+def _verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     problems = []
     for key, name in FILES.items():
         if not sample.path(key).is_file():
@@ -220,7 +286,10 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     try:
         meta = sample.meta
     except ValueError as exc:
-        return [f"meta.json is not valid JSON ({exc})"]
+        return [f"meta.json is not valid JSON ({one_line(exc)})"]
+    problems = meta_problems(meta)
+    if problems:
+        return problems
     try:
         img = sample.image()
         seg = read_png(sample.path("segmentation"))
@@ -228,7 +297,7 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
         depth = sample.depth()
         normals = sample.normals()
     except (OSError, ValueError, EXRError, KeyError) as exc:
-        return [f"unreadable file ({exc})"]
+        return [f"unreadable file ({one_line(exc)})"]
     h, w = seg.shape[:2] if seg.ndim >= 2 else (0, 0)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         problems.append(f"image.png should be uint8 (H, W, 3), is {img.dtype} {img.shape}")
@@ -241,8 +310,8 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
             problems.append(f"{name} is {arr.shape[1]}x{arr.shape[0]}, segmentation is {w}x{h}")
     if problems:
         return problems
-    res = meta.get("resolution")
-    if res is not None and list(res) != [w, h]:
+    res = meta["resolution"]
+    if list(res) != [w, h]:
         problems.append(f"meta.json resolution {res} but images are {w}x{h}")
     bad_ids = sorted(set(np.unique(seg).tolist()) - set(table.ids))
     if bad_ids:
@@ -254,12 +323,11 @@ def verify_sample(sample: Sample, table: ClassTable) -> list[str]:
     norm = np.linalg.norm(normals[surface], axis=-1)
     if norm.size and not np.all(np.abs(norm - 1) < 1e-3):
         problems.append(f"normals are not unit length on {int(np.sum(np.abs(norm - 1) >= 1e-3))} labelled pixels")
-    counts = meta.get("class_pixel_counts")
-    if counts is not None and counts != class_pixel_counts(seg, table):
+    if meta["class_pixel_counts"] != class_pixel_counts(seg, table):
         problems.append("meta.json class_pixel_counts disagree with segmentation.png")
-    inst_ids = {int(i["id"]) for i in meta.get("instances", [])}
+    inst_ids = {int(i["id"]) for i in meta["instances"]}
     extra = sorted(set(np.unique(inst).tolist()) - inst_ids - {0})
-    if "instances" in meta and extra:
+    if extra:
         problems.append(f"instances.png has ids not listed in meta.json: {extra}")
     return problems
 
@@ -269,7 +337,7 @@ def verify(root: str | os.PathLike, progress=None) -> dict[str, list[str]]:
     try:
         ds = open_dataset(root)
     except DatasetError as exc:
-        return {"": [str(exc)]}
+        return {"": [one_line(exc)]}
     bad: dict[str, list[str]] = {}
     if len(ds) == 0:
         bad[""] = ["no samples"]
@@ -286,20 +354,40 @@ def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), trans
     """A ``torch.utils.data.Dataset`` over a data set: items are dicts of tensors.
 
     ``image`` becomes float32 (3, H, W) in [0, 1]; labels keep their dtype as tensors
-    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)).
+    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)). It pickles (a
+    module-level class holding the folder's path), so a ``DataLoader`` with workers runs
+    under the spawn start method too (macOS, Windows); a ``transform`` must pickle as well.
     """
+    return _torch_sample_dataset_class()(root, keys, transform)
+
+
+def __getattr__(name: str):
+    # PEP 562: the class subclasses torch's Dataset, so it is made on first use (this module
+    # also runs in Blender's Python, which has no torch); pickle finds it here by name.
+    if name == "TorchSampleDataset":
+        return _torch_sample_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _torch_sample_dataset_class():
     import torch
     from torch.utils.data import Dataset as _TorchDataset
 
-    ds = open_dataset(root)
+    class TorchSampleDataset(_TorchDataset):
+        """The samples of a data set as dicts of tensors (see :func:`torch_dataset`)."""
 
-    class _SampleDataset(_TorchDataset):
+        def __init__(self, root, keys=("image", "segmentation"), transform=None):
+            self.root, self.keys, self.transform = Path(root), tuple(keys), transform
+            self._ds = open_dataset(self.root)
+
         def __len__(self):
-            return len(ds)
+            return len(self._ds)
 
         def __getitem__(self, i):
-            arrays = ds[i].load(keys)
-            out = {"id": ds[i].id}
+            sample = self._ds[i]
+            arrays = sample.load(self.keys)
+            out = {"id": sample.id}
             for k, v in arrays.items():
                 if k == "meta":
                     continue
@@ -311,6 +399,7 @@ def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), trans
                     out[k] = torch.from_numpy(v.astype(np.int64))
                 else:
                     out[k] = torch.from_numpy(v)
-            return transform(out) if transform else out
+            return self.transform(out) if self.transform else out
 
-    return _SampleDataset()
+    TorchSampleDataset.__module__, TorchSampleDataset.__qualname__ = __name__, "TorchSampleDataset"
+    return TorchSampleDataset

@@ -13,10 +13,22 @@ class DatasetError(Sim2RealError):
     """A data set on disk is missing, unreadable or inconsistent."""
 
 
-def one_line(exc: BaseException | str, limit: int = 300) -> str:
-    """A library error's text as one line (its first non-empty line, shortened): messages stay one line."""
-    text = str(exc).strip()
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+def one_line(exc: BaseException | str, with_type: bool = False, limit: int = 300) -> str:
+    """An exception's text as one line, for wrapping a library error into a user message.
+
+    Libraries often explain over several lines (imageio lists plugins to install, torch
+    prints tracebacks of the loader); the first non-empty line says what went wrong, so
+    that line is kept, its whitespace collapsed and its length capped at ``limit``.
+    ``with_type`` prefixes the exception's class name (``OSError: ...``); an exception
+    with no text gives its class name alone.
+    """
+    text = exc if isinstance(exc, str) else str(exc)
+    first = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
+    if len(first) > limit:
+        first = first[:limit - 3].rstrip() + "..."
+    if isinstance(exc, str):
+        return first
+    name = type(exc).__name__
     if not first:
-        return type(exc).__name__ if isinstance(exc, BaseException) else ""
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+        return name
+    return f"{name}: {first}" if with_type else first

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import one_line
 from .io import atomic_path
 
 try:  # pragma: no cover - exercised by whichever environment runs
@@ -36,7 +37,7 @@ def read_exr(path: str | os.PathLike) -> dict[str, np.ndarray]:
             with _openexr.File(str(path), separate_channels=True) as f:
                 return {k: np.asarray(v.pixels) for k, v in f.channels().items()}
         except Exception as exc:  # the binding raises bare RuntimeErrors
-            raise EXRError(f"{path}: not a readable EXR file ({exc})") from None
+            raise EXRError(f"{path}: not a readable EXR file ({one_line(exc)})") from None
     return _read_uncompressed(path)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from .config import class_table, fingerprint, load_config
 from .dataset import DatasetWriter, sample_id
-from .errors import Sim2RealError
+from .errors import Sim2RealError, one_line
 from .exr import write_exr
 from .io import write_json_atomic, write_png
 
@@ -33,6 +33,12 @@ class RenderJob:
     start: int = 0
     shard: tuple[int, int] = (0, 1)  # (i, n): this job renders indices with index % n == i
     overrides: dict | None = None
+
+    def __post_init__(self):
+        if self.count < 1:
+            raise Sim2RealError(f"--count {self.count}: nothing to render; give --count 1 or more")
+        if self.start < 0:
+            raise Sim2RealError(f"--start {self.start}: sample indices start at 0")
 
     def config(self) -> dict:
         return load_config(self.preset, self.overrides)
@@ -119,9 +125,72 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
     return done
 
 
-def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths: list[str]) -> None:
+PARENT_ENV = "SIM2REAL_PARENT_PID"  # set for the Blender processes of run_with_blender
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` dies, even by ``kill -9``.
+
+    A render worker outliving its parent would go on rendering, unseen, while a rerun
+    renders the same samples again. On Linux the kernel kills us with the parent
+    (``PR_SET_PDEATHSIG``); elsewhere, and as a second line, a thread watches the parent:
+    multiprocessing's parent sentinel in a worker, the parent pid in a Blender process.
+    """
+    import sys
+    import threading
+
+    direct = os.getppid() == parent_pid
+    if direct and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    parent = mp.parent_process()
+    if parent is not None and parent.pid == parent_pid:
+        from multiprocessing.connection import wait
+
+        def gone() -> None:
+            wait([parent.sentinel])  # ready when the parent's end of the pipe closes
+    elif os.name == "posix":
+        def gone() -> None:
+            while True:
+                time.sleep(1.0)
+                if (direct and os.getppid() != parent_pid) or not _alive(parent_pid):
+                    return
+    else:
+        return
+    if (direct and os.getppid() != parent_pid) or not _alive(parent_pid):  # died before we watched
+        os._exit(1)
+
+    def watch() -> None:
+        gone()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sim2real-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths: list[str],
+            parent_pid: int | None = None) -> None:
     import sys
 
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     # A parent that already imported bpy has Blender's script folders on sys.path; spawn
     # copies them, and their pure-Python `bpy` package would shadow the compiled module.
     sys.path[:] = [p for p in sys.path if p not in set(drop_paths)]
@@ -129,11 +198,12 @@ def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths:
         render_indices(job, indices, on_done=lambda i, t: queue.put(("done", i)), threads=threads)
         queue.put(("exit", None))
     except Sim2RealError as exc:
-        queue.put(("error", str(exc)))
+        queue.put(("error", one_line(exc)))
     except BaseException as exc:  # report, never hang the parent
         import traceback
 
-        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        traceback.print_exc()  # the details go to this worker's stderr; the parent gets one line
+        queue.put(("error", one_line(exc, with_type=True)))
 
 
 def plan(job: RenderJob, cfg: dict, progress=None) -> tuple[list[int], dict]:
@@ -164,8 +234,8 @@ def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
         ctx = mp.get_context("spawn")  # bpy is not fork-safe
         queue = ctx.Queue()
         chunks = [todo[k::workers] for k in range(workers)]
-        procs = [ctx.Process(target=_worker, args=(job, c, threads, queue, _blender_paths()), daemon=True)
-                 for c in chunks if c]
+        procs = [ctx.Process(target=_worker, args=(job, c, threads, queue, _blender_paths(), os.getpid()),
+                             daemon=True) for c in chunks if c]
         for p in procs:
             p.start()
         running, errors = len(procs), []
@@ -220,7 +290,7 @@ def run_with_blender(job: RenderJob, blender: str, workers: int = 1) -> int:
             sub = dataclasses.replace(job, shard=(i + n * k, n * workers))
             args = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script), "--",
                     *job_to_args(sub)]
-            procs.append(subprocess.Popen(args))
+            procs.append(subprocess.Popen(args, env={**os.environ, PARENT_ENV: str(os.getpid())}))
     except FileNotFoundError:
         raise Sim2RealError(f"--blender {blender}: no such program; give the path of the blender executable "
                             f"(or drop --blender to render with the bpy module)") from None

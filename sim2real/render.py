@@ -10,6 +10,7 @@ Uses argparse, not click, so it runs in Blender's bundled Python with nothing in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,14 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parent.parent
     if str(root) not in sys.path:  # Blender's Python does not have sim2real installed
         sys.path.insert(0, str(root))
-    from sim2real.errors import Sim2RealError
-    from sim2real.pipeline import RenderJob, parse_set, parse_shard, run
+    from sim2real.errors import Sim2RealError, one_line
+    from sim2real.pipeline import PARENT_ENV, RenderJob, die_with_parent, parse_set, parse_shard, run
     from sim2real.progress import Progress
 
     args = build_parser().parse_args(_argv() if argv is None else argv)
+    if os.environ.get(PARENT_ENV, "").isdigit():  # started by `sim2real render --blender`: end with it
+        die_with_parent(int(os.environ[PARENT_ENV]))
     try:
-        if args.count < 0:
-            raise Sim2RealError("--count must be >= 0")
         if args.workers > 1 and inside_blender:
             raise Sim2RealError("--workers needs the bpy module; with a Blender binary run "
                                 "`sim2real render --blender PATH --workers N`, which starts N Blender processes")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 0
     except Sim2RealError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -12,7 +12,7 @@ from .errors import Sim2RealError
 @click.command()
 @click.option("--preset", default=None, help="preset name in scenes/ or a .toml file  [default: default]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output data-set folder")
-@click.option("--count", required=True, type=click.IntRange(min=0), help="number of samples")
+@click.option("--count", required=True, type=int, help="number of samples (1 or more)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--start", default=0, show_default=True, type=click.IntRange(min=0), help="first sample index")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="render processes")
@@ -44,7 +44,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
             summary = run_user_scene(job, blend, preset, workers=workers, progress=bar)
         click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
         if preview:
-            _write_preview(out, None, 6)
+            _render_preview(out)
         return
     job.config()  # validate before starting anything
     if blender:
@@ -59,7 +59,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
             summary = run(job, workers=workers, progress=bar)
         click.echo(f"rendered {summary['rendered']}, skipped {summary['skipped']} already done -> {out}", err=True)
     if preview:
-        _write_preview(out, None, 6)
+        _render_preview(out)
 
 
 @click.command()
@@ -70,6 +70,8 @@ def verify(dataset, quiet):
 
     Example: sim2real verify data/sim
     """
+    from pathlib import Path
+
     from .dataset import open_dataset
     from .dataset import verify as verify_ds
     from .progress import Progress
@@ -77,7 +79,10 @@ def verify(dataset, quiet):
     try:
         n = len(open_dataset(dataset))
     except Sim2RealError:
-        n = 0
+        if not (Path(dataset) / "dataset.json").is_file():  # not a data set at all: wrong argument
+            raise Sim2RealError(f"{dataset} is not a sim2real data set (no dataset.json); point verify at a "
+                                f"folder written by 'sim2real render' or 'sim2real translate'") from None
+        n = 0  # a damaged dataset.json: reported below as the data set's problem
     with Progress(n, "verify", unit="samples", enabled=not quiet) as bar:
         bad = verify_ds(dataset, progress=bar)
     for sid, problems in bad.items():
@@ -88,6 +93,16 @@ def verify(dataset, quiet):
         sys.exit(1)
     if not quiet:
         click.echo(f"ok: {n} samples in {dataset}")
+
+
+def _render_preview(out) -> None:
+    """The preview after a render; a shard that rendered nothing yet has nothing to show."""
+    from .dataset import open_dataset
+
+    if len(open_dataset(out)) == 0:
+        click.echo(f"no samples in {out} yet: no preview", err=True)
+        return
+    _write_preview(out, None, 6)
 
 
 def _write_preview(dataset, out, rows):

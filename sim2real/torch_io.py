@@ -42,7 +42,7 @@ def load_weights_only(path: str | os.PathLike, map_location="cpu"):
         unsafe = any("global" in ln.lower() for ln in lines)
         raise CheckpointLoadError(unsafe, one_line(detail)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise CheckpointLoadError(False, f"{type(exc).__name__}: {one_line(exc)}") from None
+        raise CheckpointLoadError(False, one_line(exc, with_type=True)) from None
 
 
 @dataclass(frozen=True)

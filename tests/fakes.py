@@ -19,6 +19,7 @@ def write_fake_render_dataset(root, n: int = 4, size=(64, 48), seed: int = 0) ->
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(root, {"kind": "render", "classes": DEFAULT_TABLE.to_json(), "config": {"fake": True}})
     yy, xx = np.mgrid[0:h, 0:w]
+    f = w / 2 / np.tan(np.deg2rad(35.0))  # 70 degrees horizontal field of view
     for i in range(n):
         seg = np.full((h, w), 4, np.uint8)  # abdominal wall everywhere
         for cid in (1, 2, 3, 6, 7):
@@ -39,6 +40,8 @@ def write_fake_render_dataset(root, n: int = 4, size=(64, 48), seed: int = 0) ->
             write_exr(d / "depth.exr", {"Z": depth})
             write_exr(d / "normals.exr", {"X": nz[..., 0], "Y": nz[..., 1], "Z": nz[..., 2]})
             meta = {"id": sid, "index": i, "seed": seed, "resolution": [w, h],
+                    "camera": {"K": [[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]],
+                               "camera_to_world": np.eye(4).tolist()},
                     "class_pixel_counts": class_pixel_counts(seg, DEFAULT_TABLE),
                     "instances": [{"id": int(c), "class_id": int(c)} for c in np.unique(inst) if c]}
             write_json_atomic(d / "meta.json", meta)

@@ -28,8 +28,13 @@ def test_verify_cli_names_bad_samples(fake_render_dataset, capsys):
 
 
 def test_verify_cli_on_a_non_dataset(tmp_path, capsys):
+    for path in (tmp_path, tmp_path / "nonexistent"):
+        code, out, err = _run(capsys, "verify", str(path))
+        assert code == 2 and out == "" and err.count("\n") == 1  # one line, no progress bar
+        assert err.startswith(f"error: {path} is not a sim2real data set")
+    (tmp_path / "dataset.json").write_text("{not json")  # a damaged data set is verify's finding
     code, out, _ = _run(capsys, "verify", str(tmp_path), "--quiet")
-    assert code == 1 and "not a sim2real data set" in out
+    assert code == 1 and "dataset.json is not valid JSON" in out
 
 
 def test_preview_writes_a_contact_sheet(fake_render_dataset, tmp_path):

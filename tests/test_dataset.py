@@ -46,3 +46,42 @@ def test_torch_dataset(fake_render_dataset):
     item = torch_dataset(fake_render_dataset)[1]
     assert item["image"].shape == (3, 48, 64) and float(item["image"].max()) <= 1.0
     assert item["segmentation"].shape == (48, 64)
+
+
+def test_verify_reports_malformed_meta_and_checks_every_sample(fake_render_dataset):
+    samples = fake_render_dataset / "samples"
+    (samples / "000001" / "meta.json").write_text("[1, 2]")
+    (samples / "000002" / "meta.json").write_text("{}")
+    bad = verify(fake_render_dataset)
+    assert set(bad) == {"000001", "000002"}  # the sound samples 0 and 3 were checked and pass
+    assert bad["000001"] == ["meta.json must hold a JSON object, holds a list"]
+    assert "lacks" in bad["000002"][0] and "camera" in bad["000002"][0] and "resolution" in bad["000002"][0]
+
+
+def test_verify_checks_the_camera_record(fake_render_dataset):
+    import json
+
+    p = fake_render_dataset / "samples" / "000000" / "meta.json"
+    meta = json.loads(p.read_text())
+    meta["camera"]["K"] = [[1, 0], [0, 1]]
+    p.write_text(json.dumps(meta))
+    assert verify(fake_render_dataset)["000000"] == ["meta.json camera must hold K (3x3) and camera_to_world (4x4)"]
+
+
+def test_torch_dataset_loads_in_spawned_workers(fake_render_dataset):
+    """spawn (macOS, Windows, Python 3.14's default) pickles the Dataset into each worker."""
+    import pickle
+
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from sim2real.dataset import torch_dataset
+
+    ds = torch_dataset(fake_render_dataset, keys=("image", "segmentation", "depth"))
+    assert isinstance(ds, Dataset) and type(pickle.loads(pickle.dumps(ds))) is type(ds)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="spawn")
+    batches = list(loader)
+    assert [i for b in batches for i in b["id"]] == ["000000", "000001", "000002", "000003"]
+    direct = torch_dataset(fake_render_dataset, keys=("image", "segmentation", "depth"))[3]
+    assert torch.equal(batches[1]["image"][1], direct["image"])
+    assert torch.equal(batches[1]["segmentation"][1], direct["segmentation"])

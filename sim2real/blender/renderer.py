@@ -41,8 +41,9 @@ class BlenderRenderer:
                 {o.instance_id: o.class_id for o in desc.objects}, desc.render.fov_mask, desc.render.exposure)
         except KeyError as exc:
             raise Sim2RealError(
-                f"Blender {passes.blender_version_string()} wrote no label passes ({exc.args[0]}); "
-                f"use Blender/bpy 4.2 or 4.5 LTS (bpy 5.0.1 writes only the Combined pass to EXR files)") from None
+                f"Blender {passes.blender_version_string()} wrote no label pass {exc.args[0]!r}; sim2real "
+                f"supports Blender/bpy 4.2, 4.5 LTS and 5.0: render with one of them (pip install 'bpy==4.5.*')"
+                ) from None
         img_path.unlink()
         lab_path.unlink()
         t4 = time.perf_counter()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 _PLY_TYPES = {"char": "i1", "uchar": "u1", "short": "i2", "ushort": "u2", "int": "i4", "uint": "u4",
               "float": "f4", "double": "f8", "int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2",
@@ -25,6 +25,8 @@ class MeshError(ConfigError):
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (N, 3) float64, faces (M, 3) int32) with duplicate vertices welded."""
     path = Path(path)
+    if path.is_dir():
+        raise MeshError(f"mesh {path}: is a folder, not a mesh file; give the path of an STL, PLY or OBJ file")
     if not path.is_file():
         raise MeshError(f"mesh {path}: file not found; check the path in the preset")
     ext = path.suffix.lower()
@@ -40,7 +42,7 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except MeshError:
         raise
     except Exception as exc:  # malformed files raise all sorts of things
-        raise MeshError(f"mesh {path}: unreadable {ext[1:].upper()} file ({type(exc).__name__}: {exc}); "
+        raise MeshError(f"mesh {path}: unreadable {ext[1:].upper()} file ({one_line(exc, with_type=True)}); "
                         f"re-export it as binary STL or PLY") from None
     if len(f) == 0 or len(v) < 3:
         raise MeshError(f"mesh {path}: no triangles found")
@@ -73,7 +75,13 @@ def _read_stl(path: Path):
                                 count=n, offset=84)
             v = rec["v"].reshape(-1, 3).astype(np.float64)
             return v, np.arange(len(v), dtype=np.int32).reshape(-1, 3)
-    text = data.decode("ascii", errors="strict")
+    try:
+        text = data.decode("ascii", errors="strict")
+    except UnicodeDecodeError:  # binary, but not the size its triangle count says: damaged or not STL
+        n = struct.unpack_from("<I", data, 80)[0] if len(data) >= 84 else 0
+        raise MeshError(f"mesh {path}: not a readable STL file: not ASCII, and its {len(data)} bytes do not match "
+                        f"the {84 + 50 * n} bytes of a binary STL of {n} triangles (its header's count); the file "
+                        f"is damaged or not an STL, re-export it as binary STL or PLY") from None
     if "facet" not in text:
         raise MeshError(f"mesh {path}: neither binary nor ASCII STL")
     verts = [list(map(float, line.split()[1:4])) for line in text.splitlines() if line.strip().startswith("vertex")]
@@ -88,7 +96,10 @@ def _read_ply(path: Path):
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise MeshError(f"mesh {path}: not a PLY file")
-    header = data[:end].decode("ascii").splitlines()
+    try:
+        header = data[:end].decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        raise MeshError(f"mesh {path}: damaged PLY header (not ASCII text); re-export it as binary PLY or STL") from None
     body_start = data.index(b"\n", end) + 1
     fmt = next(line.split()[1] for line in header if line.startswith("format"))
     elements = []

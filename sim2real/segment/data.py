@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DatasetError, Sim2RealError
+from ..errors import DatasetError, Sim2RealError, one_line
 
 IGNORE = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -201,7 +201,7 @@ def real_items(root, classes: list[str], real_map: dict[str, list[int]] | None,
                 img = read_image_rgb(img_path)
                 mask = read_png(mask_path)
             except Exception as exc:  # imageio raises many types for broken files
-                raise DatasetError(f"cannot read {img_path.name} or its mask: {exc}") from None
+                raise DatasetError(f"cannot read {img_path.name} or its mask: {one_line(exc)}") from None
             if mask.ndim == 3:
                 mask = mask[..., 0]
             if mask.shape != img.shape[:2]:

@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -214,7 +214,7 @@ def load_config(spec: str | Path | None = None, overrides: dict | None = None) -
         try:
             data = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config {path}: not valid TOML ({exc})") from None
+            raise ConfigError(f"config {path}: not valid TOML ({one_line(exc)})") from None
         source = str(path)
     if overrides:
         data = _merge(data, overrides)

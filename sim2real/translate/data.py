@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dataset import open_dataset
-from ..errors import DatasetError
+from ..errors import DatasetError, one_line
 from ..io import read_image_rgb
 from .config import DataConfig
 
@@ -118,7 +118,7 @@ def _read(path: Path, what: str) -> np.ndarray:
     try:
         return read_image_rgb(path)
     except Exception as exc:  # imageio raises many types for broken files
-        raise DatasetError(f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); "
+        raise DatasetError(f"{what} {path} is unreadable ({one_line(exc, with_type=True)}); "
                            f"delete or replace the file") from None
 
 
@@ -172,7 +172,7 @@ def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list
     try:
         meta = iio.immeta(path)
     except Exception as exc:
-        raise DatasetError(f"video {path} is unreadable ({type(exc).__name__}: {exc}); reading videos needs "
+        raise DatasetError(f"video {path} is unreadable ({one_line(exc, with_type=True)}); reading videos needs "
                            f"a video plugin (pip install av), or delete the file") from None
     src_fps = float(meta.get("fps") or 0)
     if not src_fps and meta.get("duration"):  # GIF: duration is milliseconds per frame
@@ -192,7 +192,7 @@ def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list
             frames.append((small.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy())
     except Exception as exc:
         raise DatasetError(f"video {path} is unreadable after {len(frames)} sampled frames "
-                           f"({type(exc).__name__}: {exc}); re-encode or delete it") from None
+                           f"({one_line(exc, with_type=True)}); re-encode or delete it") from None
     if not frames:
         raise DatasetError(f"video {path} has no frames; delete it or pass another --real")
     return frames

@@ -251,9 +251,10 @@ class Trainer:
             self.sched_g.load_state_dict(ck["optim"]["sched_gen"])
             self.sched_d.load_state_dict(ck["optim"]["sched_dis"])
         except (KeyError, ValueError, RuntimeError) as exc:
+            from ..errors import one_line
             from .checkpoint import CheckpointError
 
-            raise CheckpointError(f"checkpoint {path}: optimiser state does not fit ({exc}); "
+            raise CheckpointError(f"checkpoint {path}: optimiser state does not fit ({one_line(exc)}); "
                                   f"it was modified or mixes runs") from None
         self.step = int(ck["step"])
         set_rng_state(ck.get("rng", {}))
