@@ -176,7 +176,7 @@ def _prepare_job(context, s, out: str, count: int, start: int = 0):
     pipeline = module("pipeline")
     preset, overrides = props.preset(s), props.overrides(s)
     if s.source == "SCENE":
-        job = _user_scene().make_job(context.scene, out, count, s.seed, start, (0, 1), preset, overrides)
+        job = module("pipeline").user_scene_job(context.scene, out, count, s.seed, start, (0, 1), preset, overrides)
         _remember_preset(context.scene, s)
     else:
         job = pipeline.RenderJob(preset=preset, out=out, count=count, seed=s.seed, start=start, overrides=overrides)

@@ -33,6 +33,7 @@ class RenderJob:
     start: int = 0
     shard: tuple[int, int] = (0, 1)  # (i, n): this job renders indices with index % n == i
     overrides: dict | None = None
+    extra: dict | None = None  # recorded in the config (e.g. a user scene's labels): a rerun with others is refused
 
     def __post_init__(self):
         if self.count < 1:
@@ -41,7 +42,9 @@ class RenderJob:
             raise Sim2RealError(f"--start {self.start}: sample indices start at 0")
 
     def config(self) -> dict:
-        return load_config(self.preset, self.overrides)
+        cfg = load_config(self.preset, self.overrides)
+        cfg.update(self.extra or {})
+        return cfg
 
     def indices(self) -> list[int]:
         i, n = self.shard
@@ -83,21 +86,22 @@ def write_sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: di
 
 
 def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: int | None = None,
-                   sampler=None, renderer=None) -> int:
+                   sampler=None, renderer=None, cfg: dict | None = None, writer: DatasetWriter | None = None) -> int:
     """Render ``indices`` in this process (needs bpy); returns how many were rendered.
 
     ``sampler`` ((seed, index) -> SceneDescription) and ``renderer`` (a BlenderRenderer)
-    default to the preset's; the user-scene path (:mod:`sim2real.blender.user_scene`)
-    passes its own.
+    default to the preset's; :func:`run_user_scene` passes the open file's. ``cfg`` and
+    ``writer`` (from :func:`plan`) are loaded and opened here when not given.
     """
     from .blender.passes import blender_version_string
     from .blender.renderer import BlenderRenderer
     from .scene.sampler import Sampler
 
-    cfg = job.config()
-    writer = open_writer(job, cfg)
+    if cfg is None:
+        cfg = job.config()
+    writer = writer or open_writer(job, cfg)
     if threads:  # after the writer: the thread count does not change the samples
-        cfg["render"]["threads"] = threads
+        cfg = {**cfg, "render": {**cfg["render"], "threads": threads}}
     table = class_table(cfg)
     sampler = sampler or Sampler(cfg)
     renderer = renderer or BlenderRenderer()
@@ -206,28 +210,32 @@ def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths:
         queue.put(("error", one_line(exc, with_type=True)))
 
 
-def plan(job: RenderJob, cfg: dict, progress=None) -> tuple[list[int], dict]:
-    """Open the output folder for ``job`` and list its missing indices; a summary to fill."""
+def plan(job: RenderJob, cfg: dict, progress=None) -> tuple[list[int], dict, DatasetWriter]:
+    """Open the output folder for ``job`` once; its missing indices, a summary to fill, the writer."""
     writer = open_writer(job, cfg)
     todo = [i for i in job.indices() if not writer.has(sample_id(i))]
     summary = {"requested": len(job.indices()), "skipped": len(job.indices()) - len(todo), "rendered": 0}
     if progress is not None:
         progress.total = len(todo)
-    return todo, summary
+    return todo, summary, writer
 
 
-def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
+def run(job: RenderJob, workers: int = 1, progress=None, sampler=None, renderer=None) -> dict:
     """Render the job's missing samples, in ``workers`` processes; returns a summary.
 
     ``progress`` is an object with ``update(n)`` (e.g. :class:`sim2real.progress.Progress`).
+    ``sampler``/``renderer`` replace the preset's (one process only: they live in this one).
     """
     cfg = job.config()
-    todo, summary = plan(job, cfg, progress)  # validates the folder before any worker starts
+    todo, summary, writer = plan(job, cfg, progress)  # validates the folder before any worker starts
     if not todo:
         return summary
+    if workers > 1 and (sampler is not None or renderer is not None):
+        raise Sim2RealError("this scene renders in one process (the open .blend); drop --workers")
     t0 = time.perf_counter()
     if workers <= 1:
-        summary["rendered"] = render_indices(job, todo, on_done=lambda i, t: progress and progress.update(1))
+        summary["rendered"] = render_indices(job, todo, on_done=lambda i, t: progress and progress.update(1),
+                                             sampler=sampler, renderer=renderer, cfg=cfg, writer=writer)
     else:
         cores = os.cpu_count() or 1
         threads = cfg["render"]["threads"] or max(1, cores // workers)
@@ -260,6 +268,40 @@ def run(job: RenderJob, workers: int = 1, progress=None) -> dict:
             raise Sim2RealError("a render worker failed: " + errors[0])
     summary["seconds"] = time.perf_counter() - t0
     return summary
+
+
+def user_scene_job(scene, out, count: int, seed: int = 0, start: int = 0, shard=(0, 1), preset: str | None = None,
+                   overrides: dict | None = None) -> RenderJob:
+    """A validated job for the labelled objects of ``scene`` (an open Blender scene); its config
+    records the scene's settings and labels, so resuming with other labels is refused."""
+    from .blender.user_scene import job_info
+
+    preset_name, info = job_info(scene, preset, overrides)
+    return RenderJob(preset=preset_name, out=str(out), count=count, seed=seed, start=start, shard=shard,
+                     overrides=overrides, extra={"user_scene": info})
+
+
+def run_user_scene(job: RenderJob, blend: str | os.PathLike | None = None, preset: str | None = None,
+                   workers: int = 1, progress=None, scene=None) -> dict:
+    """Render the labelled objects of the open (or ``blend``) file for ``job``'s indices.
+
+    ``preset`` overrides the scene's ``sim2real_preset``. Resumable like :func:`run`; the
+    sampler and renderer come from :mod:`sim2real.blender.user_scene`.
+    """
+    from .blender import require_bpy
+    from .blender import user_scene as us
+
+    bpy = require_bpy()
+    if workers > 1:
+        raise us.UserSceneError("a user scene renders in one process (the open .blend); drop --workers")
+    if blend:
+        us.open_blend(blend)
+    scene = scene or bpy.context.scene
+    ujob = user_scene_job(scene, job.out, job.count, job.seed, job.start, job.shard, preset, job.overrides)
+    settings = us.scene_settings(scene, ujob.preset)
+    cfg = ujob.config()
+    return run(ujob, 1, progress, sampler=us.UserSceneSampler(scene, cfg, settings),
+               renderer=us.UserSceneRenderer(scene, settings))
 
 
 def _blender_paths() -> list[str]:
@@ -329,4 +371,4 @@ def parse_set(items) -> dict:
     return out
 
 
-__all__ = ["RenderJob", "run", "run_with_blender", "render_indices", "parse_shard", "parse_set", "__version__"]
+__all__ = ["RenderJob", "run", "run_user_scene", "user_scene_job", "run_with_blender", "render_indices", "parse_shard", "parse_set", "__version__"]

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     if str(root) not in sys.path:  # Blender's Python does not have sim2real installed
         sys.path.insert(0, str(root))
     from sim2real.errors import Sim2RealError, one_line
-    from sim2real.pipeline import PARENT_ENV, RenderJob, die_with_parent, parse_set, parse_shard, run
+    from sim2real.pipeline import (PARENT_ENV, RenderJob, die_with_parent, parse_set, parse_shard, run,
+                                  run_user_scene)
     from sim2real.progress import Progress
 
     args = build_parser().parse_args(_argv() if argv is None else argv)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "`sim2real render --blender PATH --workers N`, which starts N Blender processes")
         job = RenderJob(preset=args.preset or "default", out=args.out, count=args.count, seed=args.seed,
                         start=args.start, shard=parse_shard(args.shard), overrides=parse_set(args.set))
-        from sim2real.blender.user_scene import opened_blend, run_user_scene
+        from sim2real.blender.user_scene import opened_blend
 
         with Progress(len(job.indices()), "render", unit="samples") as bar:
             if args.blend or opened_blend():  # a hand-made, labelled scene (the add-on's labels)

@@ -37,7 +37,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
         if blender:
             raise Sim2RealError("--blend with --blender: run  blender my.blend -b -P sim2real/render.py -- --out ...")
         from .blender import require_bpy
-        from .blender.user_scene import run_user_scene
+        from .pipeline import run_user_scene
 
         require_bpy()
         with Progress(len(job.indices()), "render", unit="samples") as bar:

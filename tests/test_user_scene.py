@@ -55,7 +55,7 @@ def _scene(camera_mode="fixed", light_mode="scene"):
 def test_fixed_camera_labels_are_exact(tmp_path):
     import bpy
 
-    from sim2real.blender.user_scene import run_user_scene
+    from sim2real.pipeline import run_user_scene
 
     scene = _scene()
     user_camera = scene.camera
@@ -87,7 +87,7 @@ def test_fixed_camera_labels_are_exact(tmp_path):
 
 
 def test_path_mode_follows_the_animation(tmp_path):
-    from sim2real.blender.user_scene import run_user_scene
+    from sim2real.pipeline import run_user_scene
 
     scene = _scene("path")
     cam = scene.camera
@@ -104,7 +104,7 @@ def test_path_mode_follows_the_animation(tmp_path):
 
 
 def test_sampler_camera_and_scope_light(tmp_path):
-    from sim2real.blender.user_scene import run_user_scene
+    from sim2real.pipeline import run_user_scene
 
     _scene("sampler", "scope")
     run_user_scene(_job(tmp_path / "set", count=2, seed=1))
@@ -122,7 +122,7 @@ def test_sampler_camera_and_scope_light(tmp_path):
 def test_bad_labels_and_cameras_are_named(tmp_path):
     import bpy
 
-    from sim2real.blender.user_scene import run_user_scene
+    from sim2real.pipeline import run_user_scene
 
     scene = _scene()
     bpy.data.objects["my_liver"]["sim2real_class"] = "spleen"

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -342,32 +341,6 @@ class UserSceneRenderer(BlenderRenderer):
 # --- the job -------------------------------------------------------------------------
 
 
-@dataclass
-class UserSceneJob:
-    """A :class:`sim2real.pipeline.RenderJob` over the open file; its config records the
-    user-scene settings and labels, so resuming with other labels is refused."""
-
-    preset: str | None
-    out: str
-    count: int
-    seed: int = 0
-    start: int = 0
-    shard: tuple[int, int] = (0, 1)
-    overrides: dict | None = None
-    user_scene: dict = field(default_factory=dict)
-
-    def config(self) -> dict:
-        from ..config import load_config
-
-        cfg = load_config(self.preset, self.overrides)
-        cfg["user_scene"] = self.user_scene
-        return cfg
-
-    def indices(self) -> list[int]:
-        i, n = self.shard
-        return [k for k in range(self.start, self.start + self.count) if k % n == i]
-
-
 def open_blend(path: str | os.PathLike) -> None:
     """Open ``path`` in this Blender unless it is already the open file."""
     bpy = require_bpy()
@@ -379,9 +352,8 @@ def open_blend(path: str | os.PathLike) -> None:
     bpy.ops.wm.open_mainfile(filepath=str(p), load_ui=False)
 
 
-def make_job(scene, out, count: int, seed: int = 0, start: int = 0, shard=(0, 1), preset: str | None = None,
-             overrides: dict | None = None) -> UserSceneJob:
-    """A validated job for the labelled objects of ``scene``."""
+def job_info(scene, preset: str | None = None, overrides: dict | None = None) -> tuple[str | None, dict]:
+    """The preset and the settings + labels of ``scene`` that a render job records (validated)."""
     from ..config import load_config
 
     settings = scene_settings(scene, preset)
@@ -394,40 +366,7 @@ def make_job(scene, out, count: int, seed: int = 0, start: int = 0, shard=(0, 1)
             "objects": [[o.name, table[c].name] for o, c in objs]}
     if settings["camera"] == "path":
         info["frames"] = frames(scene)
-    return UserSceneJob(preset=settings["preset"], out=str(out), count=count, seed=seed, start=start, shard=shard,
-                        overrides=overrides, user_scene=info)
-
-
-def run_user_scene(job, blend: str | os.PathLike | None = None, preset: str | None = None, workers: int = 1,
-                   progress=None, scene=None) -> dict:
-    """Render the labelled objects of the open (or ``blend``) file for ``job``'s indices.
-
-    ``job`` is a RenderJob-like (out, count, seed, start, shard, overrides); ``preset``
-    overrides the scene's ``sim2real_preset``. Resumable like :func:`sim2real.pipeline.run`.
-    """
-    import time
-
-    from ..pipeline import plan, render_indices
-
-    bpy = require_bpy()
-    if workers > 1:
-        raise UserSceneError("a user scene renders in one process (the open .blend); drop --workers")
-    if blend:
-        open_blend(blend)
-    scene = scene or bpy.context.scene
-    ujob = make_job(scene, job.out, job.count, job.seed, job.start, job.shard, preset, job.overrides)
-    cfg = ujob.config()
-    todo, summary = plan(ujob, cfg, progress)
-    if not todo:
-        return summary
-    t0 = time.perf_counter()
-    settings = scene_settings(scene, ujob.preset)
-    sampler = UserSceneSampler(scene, cfg, settings)
-    renderer = UserSceneRenderer(scene, settings)
-    summary["rendered"] = render_indices(ujob, todo, on_done=lambda i, t: progress and progress.update(1),
-                                         sampler=sampler, renderer=renderer)
-    summary["seconds"] = time.perf_counter() - t0
-    return summary
+    return settings["preset"], info
 
 
 def opened_blend() -> str:
