@@ -1,11 +1,25 @@
-"""Render speed and memory: prints the figures quoted in the README.
+"""Render speed and memory: prints the figures quoted in the README ("Speed and memory").
 
     python benchmarks/bench_render.py                      # speed at 452x256 + memory run
-    python benchmarks/bench_render.py --samples 12 --memory-samples 200
+    python benchmarks/bench_render.py --samples 12 --memory-samples 200 --set render.samples=8
 
-Speed: per labelled sample (median over --samples, after one warm-up) at the default
-preset: total wall time, the bare Cycles time of the image render, the label render,
-and everything else (sampling, building, post-processing, writing).
+Speed, in one interleaved run: for every sample the pipeline renders a labelled sample
+exactly as ``sim2real render`` does (sampling, building, image render, label render,
+post-processing, writing every file, committing the folder); then, on the very scene
+the pipeline just built, a **bare Cycles render**: the same render settings (samples,
+denoising, bounces, resolution, noise seed), no label passes, no persistent data from
+the pipeline's renders, the image written to PNG by Blender itself. That is what
+rendering the scene with plain Blender costs. Interleaving pairs every pipeline sample
+with its bare render under the same machine load; the script reports medians over the
+samples (after one warm-up sample, which loads the Cycles kernels) and the median of
+the per-sample ratios.
+
+- labels: everything the pipeline does only because of the labels: the label render and
+  reading its EXR, turning passes into ids/depth/normals, and writing segmentation.png,
+  instances.png, depth.exr, normals.exr and meta.json.
+- overhead: (pipeline total - bare) / bare, where the pipeline total is the wall time from
+  the end of one sample to the commit of the next (everything included).
+
 Memory: resident set size after 10 and after --memory-samples samples in one process
 (small images: growth comes from datablocks, not pixels).
 """
@@ -17,7 +31,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+
+LABEL_FILES = ("segmentation.png", "instances.png", "depth.exr", "normals.exr", "meta.json")
 
 
 def rss_mib() -> float:
@@ -27,66 +44,164 @@ def rss_mib() -> float:
     return float("nan")
 
 
+class Clock:
+    """Accumulates wall time per key for the sample in progress (wraps library functions)."""
+
+    def __init__(self):
+        self.now: dict[str, float] = defaultdict(float)
+
+    def wrap(self, module, name: str, key):
+        fn = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.now[key(*args) if callable(key) else key] += time.perf_counter() - t
+
+        setattr(module, name, timed)
+
+    def take(self) -> dict[str, float]:
+        out, self.now = dict(self.now), defaultdict(float)
+        return out
+
+
+def bare_render(scene, rs, path: Path) -> float:
+    """Render the built scene as plain Blender would: same settings, Blender writes the PNG."""
+    from sim2real.blender import passes
+
+    scene.render.use_persistent_data = False  # sync and BVH from scratch, as the pipeline's image render
+    img = scene.render.image_settings
+    if hasattr(img, "media_type"):  # Blender 5.0
+        img.media_type = "IMAGE"
+    img.file_format = "PNG"
+    img.color_mode = "RGB"
+    img.color_depth = "8"
+    with passes.quiet_render_output():
+        t = time.perf_counter()
+        passes.render_image(scene, rs, path)  # the pipeline's own image settings, passes off
+        return time.perf_counter() - t
+
+
+def speed(args, tmp: Path) -> None:
+    import sim2real.blender.passes as passes_mod
+    import sim2real.blender.renderer as renderer_mod
+    import sim2real.pipeline as pipeline
+    import sim2real.postprocess as postprocess
+    from sim2real.blender.renderer import BlenderRenderer
+    from sim2real.pipeline import RenderJob, parse_set, render_indices
+    from sim2real.scene.sampler import Sampler
+
+    clock = Clock()
+    clock.wrap(pipeline, "write_png", lambda path, *a: Path(path).name)
+    clock.wrap(pipeline, "write_exr", lambda path, *a: Path(path).name)
+    clock.wrap(pipeline, "write_json_atomic", lambda path, *a: Path(path).name)
+    clock.wrap(renderer_mod, "read_exr", "read image exr")
+    clock.wrap(passes_mod, "read_exr", "read label exr")
+    clock.wrap(postprocess, "linear_to_srgb8", "image to sRGB")
+
+    job = RenderJob(args.preset, str(tmp / "speed"), args.samples + 1, seed=123, overrides=parse_set(args.set))
+    cfg = job.config()
+    sampler = Sampler(cfg)
+    last_desc = []
+
+    def sample(seed, index):
+        last_desc[:] = [sampler(seed, index)]
+        return last_desc[0]
+
+    renderer = BlenderRenderer()
+    rows = []
+    mark = [time.perf_counter()]
+
+    def on_done(i, timings):
+        total = time.perf_counter() - mark[0]
+        parts = clock.take()
+        bare = bare_render(renderer.scene, last_desc[0].render, tmp / f"bare_{i:06d}.png")
+        clock.take()  # nothing of the bare render counts for the pipeline
+        rows.append({"total": total, "bare": bare, **timings, **parts})
+        mark[0] = time.perf_counter()  # the bare render is not part of the next sample
+
+    render_indices(job, job.indices(), on_done=on_done, sampler=sample, renderer=renderer)
+    rows = rows[1:]  # warm-up (kernel load) excluded
+    med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
+
+    def labels_of(r):
+        post_labels = r["postprocess_s"] - r["read image exr"] - r["image to sRGB"]
+        return r["labels_s"] + post_labels + sum(r[f] for f in LABEL_FILES)
+
+    for r in rows:
+        r["labels_all"] = labels_of(r)
+        r["ratio_total"] = r["total"] / r["bare"]
+        r["ratio_labels"] = r["labels_all"] / r["bare"]
+    med.update({k: statistics.median(r[k] for r in rows) for k in ("labels_all", "ratio_total", "ratio_labels")})
+    rs = cfg["render"]
+    w, h = rs["resolution"]
+    print(f"preset {args.preset}: {w}x{h}, {rs['samples']} spp, denoise={rs['denoise']}, "
+          f"max_bounces={rs['max_bounces']}, {len(rows)} samples after a warm-up (medians, s)")
+    image_side = med["image_s"] + med["read image exr"] + med["image to sRGB"] + med["image.png"]
+    lines = [
+        ("bare Cycles render (same scene and settings, PNG by Blender)", med["bare"]),
+        ("pipeline: seconds per labelled sample (wall, everything)", med["total"]),
+        ("  sampling the scene description", med["sample_s"]),
+        ("  building the Blender scene + render settings", med["build_s"]),
+        ("  image render (Blender, float EXR)", med["image_s"]),
+        ("  image: read EXR + sRGB + write image.png", image_side - med["image_s"]),
+        ("  label render (1 spp, pixel-centred) + read its EXR", med["labels_s"]),
+        ("  labels: passes -> ids, depth, normals", med["labels_all"] - med["labels_s"]
+         - sum(med[f] for f in LABEL_FILES)),
+        ("  labels: write " + ", ".join(LABEL_FILES), sum(med[f] for f in LABEL_FILES)),
+        ("  labels, everything (render + post-processing + files)", med["labels_all"]),
+    ]
+    for name, v in lines:
+        print(f"  {name:62s} {v:7.3f}")
+    for f in ("image.png", *LABEL_FILES):
+        print(f"      write {f:20s} {med[f]:.4f}")
+    print(f"  labels over bare Cycles:   {100 * med['labels_all'] / med['bare']:+.1f} % of the median bare render "
+          f"(median per-sample ratio {100 * med['ratio_labels']:+.1f} %; target <= +15 %)")
+    print(f"  pipeline over bare Cycles: {100 * (med['total'] / med['bare'] - 1):+.1f} % of the median bare render "
+          f"(median per-sample ratio {100 * (med['ratio_total'] - 1):+.1f} %; target <= +10 %)")
+    if args.rows:
+        for r in rows:
+            print("   ", " ".join(f"{k}={v:.3f}" for k, v in sorted(r.items())))
+
+
+def memory(args, tmp: Path) -> None:
+    from sim2real.pipeline import RenderJob, render_indices
+
+    mem = {}
+    job = RenderJob(args.preset, str(tmp / "mem"), args.memory_samples, seed=7,
+                    overrides={"render.resolution": [128, 72], "render.samples": 1, "render.denoise": False})
+    t0 = time.perf_counter()
+
+    def on_mem(i, t):
+        n = i + 1
+        if n in (10, 50, 100, args.memory_samples):
+            mem[n] = rss_mib()
+
+    render_indices(job, job.indices(), on_done=on_mem)
+    print(f"memory over {args.memory_samples} samples in one process (128x72, 1 spp; "
+          f"{(time.perf_counter() - t0) / args.memory_samples:.2f} s/sample):")
+    for n, m in mem.items():
+        print(f"  RSS after {n:4d} samples: {m:7.1f} MiB")
+    if 10 in mem and args.memory_samples in mem:
+        print(f"  growth 10 -> {args.memory_samples}: {100 * (mem[args.memory_samples] / mem[10] - 1):+.1f} %")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="default")
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--memory-samples", type=int, default=200)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--rows", action="store_true", help="also print every sample's timings")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                     help="preset override, as in sim2real render")
     args = ap.parse_args()
-
-    from sim2real.pipeline import RenderJob, parse_set, render_indices
-
     with tempfile.TemporaryDirectory() as tmp:
-        rows = []
-        job = RenderJob(args.preset, str(Path(tmp) / "speed"), args.samples + 1, seed=123,
-                        overrides=parse_set(args.set))
-        last = [time.perf_counter()]
-
-        def on_done(i, t):
-            now = time.perf_counter()
-            rows.append({**t, "total_s": now - last[0]})
-            last[0] = now
-
-        render_indices(job, job.indices(), on_done=on_done)
-        rows = rows[1:]  # warm-up (kernel load) excluded
-        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-        w, h = job.config()["render"]["resolution"]
-        cfg = job.config()["render"]
-        image_only = med["image_s"]
-        labels = med["labels_s"] + med["postprocess_s"]
-        other = med["total_s"] - med["image_s"] - med["labels_s"]
-        print(f"preset {args.preset}: {w}x{h}, {cfg['samples']} spp, denoise={cfg['denoise']}, "
-              f"max_bounces={cfg['max_bounces']}, {len(rows)} samples (median)")
-        print(f"  seconds per labelled sample (wall):      {med['total_s']:.3f}")
-        print(f"  bare Cycles image render:                {image_only:.3f}")
-        print(f"  label render (1 spp, pixel-centred):     {med['labels_s']:.3f}")
-        print(f"  post-processing (passes -> arrays):      {med['postprocess_s']:.3f}")
-        print(f"  sampling + build + writing files:        {other:.3f}")
-        print(f"  extra cost of labels over the image:     {100 * labels / image_only:.1f} %")
-        print(f"  pipeline overhead over bare Cycles time: "
-              f"{100 * (med['total_s'] - image_only - med['labels_s']) / (image_only + med['labels_s']):.1f} %")
-        if args.skip_memory:
-            return
-        mem = {}
-        job = RenderJob(args.preset, str(Path(tmp) / "mem"), args.memory_samples, seed=7,
-                        overrides={"render.resolution": [128, 72], "render.samples": 1, "render.denoise": False})
-        t0 = time.perf_counter()
-
-        def on_mem(i, t):
-            n = i + 1
-            if n in (10, 50, 100, args.memory_samples):
-                mem[n] = rss_mib()
-
-        render_indices(job, job.indices(), on_done=on_mem)
-        print(f"memory over {args.memory_samples} samples in one process (128x72, 1 spp; "
-              f"{(time.perf_counter() - t0) / args.memory_samples:.2f} s/sample):")
-        for n, m in mem.items():
-            print(f"  RSS after {n:4d} samples: {m:7.1f} MiB")
-        if 10 in mem and args.memory_samples in mem:
-            print(f"  growth 10 -> {args.memory_samples}: {100 * (mem[args.memory_samples] / mem[10] - 1):+.1f} %")
+        speed(args, Path(tmp))
+        if not args.skip_memory:
+            memory(args, Path(tmp))
     sys.stdout.flush()
 
 

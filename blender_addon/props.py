@@ -18,7 +18,10 @@ _enum_cache: dict[str, list] = {}  # Blender needs Python to keep dynamic enum i
 
 
 def _preset_items(self, context):
-    names = module("config").preset_names()
+    config = module("config")
+    # a shipped preset whose mesh files are not at hand (patient presets in the zip) cannot
+    # be built: not offered (pick it from a checkout with File…)
+    names = [n for n in config.preset_names() if not config.missing_meshes(n)]
     _enum_cache["presets"] = [(n, n, f"scenes/{n}.toml (shipped preset)") for n in names] + [
         (FILE, "File…", "a preset .toml chosen below")]
     return _enum_cache["presets"]

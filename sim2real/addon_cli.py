@@ -45,9 +45,10 @@ def build_zip(out_dir: str | Path) -> Path:
     """Write ``sim2real-<version>.zip`` into ``out_dir``; returns its path."""
     from .io import atomic_path
 
-    if not (ADDON_DIR / MANIFEST).is_file():
-        raise Sim2RealError(f"{ADDON_DIR / MANIFEST} not found: building the add-on needs a source checkout of "
-                            f"sim2real (pip install -e .)")
+    for needed in (ADDON_DIR / MANIFEST, REPO / "LICENSE"):
+        if not needed.is_file():
+            raise Sim2RealError(f"{needed} not found: building the add-on needs a source checkout of "
+                                f"sim2real (pip install -e .)")
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +60,7 @@ def build_zip(out_dir: str | Path) -> Path:
     pkg = REPO / "sim2real"
     entries += [("sim2real/" + p.relative_to(pkg).as_posix(), p) for p in _files(pkg, CORE_EXCLUDE)]
     entries += [("scenes/" + p.name, p) for p in sorted((REPO / "scenes").glob("*.toml"))]
-    if (REPO / "LICENSE").is_file():
-        entries.append(("LICENSE", REPO / "LICENSE"))
+    entries.append(("LICENSE", REPO / "LICENSE"))  # the MIT licence of pyproject.toml
     try:
         with atomic_path(path) as tmp:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:

@@ -36,6 +36,24 @@ def resolve_preset(preset: str | Path) -> Path:
     raise ConfigError(f"preset {preset}: no such file; give a .toml path or one of: {known}")
 
 
+def missing_meshes(preset: str | Path) -> list[Path]:
+    """The mesh files a preset's ``[[meshes]]`` name that do not exist (e.g. a shipped
+    patient preset whose meshes stay in a checkout's ``../shared/data``)."""
+    path = resolve_preset(preset)
+    try:
+        meshes = tomllib.loads(path.read_text()).get("meshes", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return []  # not our question: load_config reports it
+    out = []
+    for m in meshes if isinstance(meshes, list) else []:
+        if isinstance(m, dict) and isinstance(m.get("path"), str):
+            p = Path(m["path"]).expanduser()
+            p = p if p.is_absolute() else path.parent / p
+            if not p.is_file():
+                out.append(p)
+    return out
+
+
 def defaults() -> dict:
     """The built-in default configuration (what an empty preset gives)."""
     cfg = {sec: {k: validate_value(f"{sec}.{k}", f, copy.deepcopy(f.default), "built-in defaults")

@@ -133,8 +133,11 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
         return "copy"
 
 
-def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write uint8 (H,W)/(H,W,3) or uint16 (H,W) as a lossless PNG."""
+def write_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 6) -> None:
+    """Write uint8 (H,W)/(H,W,3) or uint16 (H,W) as a lossless PNG.
+
+    ``compress_level`` is zlib's 0..9 (imageio path): the render writer uses 1, as Blender
+    does for its own PNGs (3x faster than 6 for files ~30 % larger)."""
     if array.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"PNG needs uint8 or uint16, got {array.dtype}")
     try:
@@ -143,7 +146,7 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
         from .png import write_png as _write
 
         return _write(path, np.ascontiguousarray(array))
-    iio.imwrite(path, np.ascontiguousarray(array), extension=".png")
+    iio.imwrite(path, np.ascontiguousarray(array), extension=".png", compress_level=compress_level)
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:

@@ -73,12 +73,14 @@ def write_sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: di
     """Write the files of one rendered sample into folder ``d``."""
     from .postprocess import sample_meta
 
-    write_png(d / "image.png", arrays["image"])
-    write_png(d / "segmentation.png", arrays["segmentation"])
-    write_png(d / "instances.png", arrays["instances"])
-    write_exr(d / "depth.exr", {"Z": arrays["depth"]})
+    # Fast settings: zlib level 1 PNGs (what Blender writes) and uncompressed EXRs (ZIP saves
+    # ~10 % on float labels for 5x the time; uncompressed also reads in Blender's Python).
+    write_png(d / "image.png", arrays["image"], compress_level=1)
+    write_png(d / "segmentation.png", arrays["segmentation"], compress_level=1)
+    write_png(d / "instances.png", arrays["instances"], compress_level=1)
+    write_exr(d / "depth.exr", {"Z": arrays["depth"]}, compress=False)
     n = arrays["normals"]
-    write_exr(d / "normals.exr", {"X": n[..., 0], "Y": n[..., 1], "Z": n[..., 2]})
+    write_exr(d / "normals.exr", {"X": n[..., 0], "Y": n[..., 1], "Z": n[..., 2]}, compress=False)
     meta = sample_meta(desc, arrays, table, {"id": sid, **desc.meta})
     meta["render"]["blender_version"] = engine_version
     meta["render"]["seconds"] = {k: round(v, 4) for k, v in timings.items()}

@@ -50,6 +50,10 @@ def test_zip_layout_and_manifest(addon_zip):
     assert all(lic.startswith("SPDX:") for lic in manifest["license"])
     assert len(manifest["tagline"]) <= 64 and manifest["tagline"][-1] not in ".!?"
     assert set(manifest["permissions"]) <= {"files", "network", "clipboard", "camera", "microphone"}
+    assert "clipboard" in manifest["permissions"]  # the translate command is copied to the clipboard
+    assert "LICENSE" in names and "MIT License" in z_license(addon_zip)
+    assert manifest["license"] == ["SPDX:MIT"]  # pyproject's licence
+    assert "website" not in manifest or "sim2real/sim2real" not in manifest["website"]  # no placeholder
     for name, src in sources.items():  # extensions: relative imports, no bl_info
         tree = ast.parse(src)
         assert not any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "bl_info" for t in n.targets)
@@ -57,6 +61,11 @@ def test_zip_layout_and_manifest(addon_zip):
         absolute = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0
                     and n.module and n.module.split(".")[0] == "sim2real"]
         assert not absolute, f"{name} imports sim2real absolutely"
+
+
+def z_license(path) -> str:
+    with zipfile.ZipFile(path) as z:
+        return z.read("LICENSE").decode()
 
 
 def test_addon_build_cli(tmp_path):
@@ -88,6 +97,18 @@ def _registered_names() -> set[str]:
     import bpy
 
     return {n for n in dir(bpy.types) if n.startswith("SIM2REAL_")}
+
+
+def _operator_exists(idname: str) -> bool:
+    """``hasattr(bpy.ops.group, name)`` is true for any name; the RNA type exists only when registered."""
+    import bpy
+
+    group, _, op = idname.partition(".")
+    try:
+        getattr(getattr(bpy.ops, group), op).get_rna_type()
+    except KeyError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +154,7 @@ def test_enable_registers_everything_and_twice_is_fine(addon):
     names = _registered_names()
     assert {"SIM2REAL_OT_build_scene", "SIM2REAL_OT_render_dataset", "SIM2REAL_PT_main"} <= names
     assert hasattr(bpy.types.Scene, "sim2real_settings")
+    assert _operator_exists("sim2real.build_scene") and not _operator_exists("sim2real.no_such_operator")
     addon_utils.enable(ADDON, default_set=True)  # enabling again
     addon.module.register()  # and registering again directly
     assert _registered_names() == names
@@ -352,8 +374,7 @@ class _Layout:
         self.calls.append(("prop", name))
 
     def operator(self, idname, **kw):
-        group, _, op = idname.partition(".")
-        assert hasattr(getattr(__import__("bpy").ops, group), op), idname
+        assert _operator_exists(idname), idname
         self.calls.append(("operator", idname))
         return SimpleNamespace()
 
@@ -403,6 +424,18 @@ def test_panel_draw_code_runs(addon, tmp_path):
 
 
 @pytest.mark.bpy
+def test_panel_offers_only_presets_the_install_can_build(addon):
+    import bpy
+
+    props, config = _sub(addon, "props"), _sub(addon, "core").module("config")
+    offered = [item[0] for item in props._preset_items(bpy.context.scene.sim2real_settings, bpy.context)]
+    assert "default" in offered and offered[-1] == props.FILE
+    assert "patient_a" not in offered and "patient_b" not in offered  # their meshes are not in the zip
+    for name in offered[:-1]:
+        config.load_config(name)  # builds: raises otherwise
+
+
+@pytest.mark.bpy
 def test_disable_leaves_nothing_registered(addon):
     import addon_utils
     import bpy
@@ -413,7 +446,7 @@ def test_disable_leaves_nothing_registered(addon):
     assert _registered_names() == set()
     assert not hasattr(bpy.types.Scene, "sim2real_settings")
     assert not bpy.app.timers.is_registered(tasks._tick)
-    assert not hasattr(bpy.ops.sim2real, "build_scene") or not _registered_names()
+    assert not _operator_exists("sim2real.build_scene")
     after = {k: len(getattr(bpy.app.handlers, k)) for k in addon.handlers_before}
     assert after == addon.handlers_before
     # and it comes back

@@ -188,3 +188,12 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     n = len(list((out / "samples").glob("0*")))
     time.sleep(1.5)
     assert len(list((out / "samples").glob("0*"))) == n  # nobody renders on
+
+
+def test_missing_meshes_lists_mesh_files_a_preset_cannot_reach(tmp_path):
+    from sim2real.config import missing_meshes
+
+    preset = _mesh_preset(tmp_path)
+    assert missing_meshes(preset) == [tmp_path / "liver.stl"]
+    (tmp_path / "liver.stl").write_bytes(b"solid x\nendsolid x\n")
+    assert missing_meshes(preset) == [] and missing_meshes("default") == []
