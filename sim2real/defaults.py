@@ -101,7 +101,7 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "instruments": {
         "count": F([1, 3], "int_range", 0, 8, doc="instruments per sample"),
-        "kinds": F(["grasper", "hook"], "list_str", doc="drawn uniformly per instrument"),
+        "kinds": F(["grasper", "hook"], "list_str", doc="grasper, hook or clip_applier; drawn uniformly per instrument"),
         "shaft_radius_m": F([0.0025, 0.005], "range", 0.0005, 0.02, doc="2.5 mm = a 5 mm instrument"),
         "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
