@@ -217,6 +217,54 @@ def ray_triangles(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, e
     return np.where(hit, t, np.inf)
 
 
+class RayCaster:
+    """Ray casts against a fixed set of (T, 3, 3) triangles, culled by the bounding boxes of
+    spatially sorted chunks; gives exactly what :func:`ray_triangles` gives, much faster on
+    large patient meshes."""
+
+    def __init__(self, tris: np.ndarray, chunk: int = 64):
+        tris = np.asarray(tris, float).reshape(-1, 3, 3)
+        if len(tris):
+            c = tris.mean(1)
+            lo, hi = c.min(0), c.max(0)
+            q = ((c - lo) / np.where(hi > lo, hi - lo, 1) * 1023).astype(np.int64)
+            code = np.zeros(len(c), np.int64)
+            for bit in range(10):  # Morton order: neighbours in space end up in one chunk
+                for axis in range(3):
+                    code |= ((q[:, axis] >> bit) & 1) << (3 * bit + axis)
+            tris = tris[np.argsort(code, kind="stable")]
+        self.tris = tris
+        self.chunk = chunk
+        n = -(-len(tris) // chunk)
+        pad = np.concatenate([tris, np.repeat(tris[-1:], n * chunk - len(tris), 0)]) if len(tris) else tris
+        blocks = pad.reshape(n, chunk * 3, 3)
+        self.lo, self.hi = blocks.min(1) - 1e-9, blocks.max(1) + 1e-9
+
+    def distances(self, origin, direction) -> np.ndarray:
+        """Distances to every triangle the ray hits (order unspecified)."""
+        if not len(self.tris):
+            return np.zeros(0)
+        o, d = np.asarray(origin, float), np.asarray(direction, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / d
+            t0, t1 = (self.lo - o) * inv, (self.hi - o) * inv
+        t0 = np.where(np.isnan(t0), -np.inf, t0)
+        t1 = np.where(np.isnan(t1), np.inf, t1)
+        near = np.minimum(t0, t1).max(1)
+        far = np.maximum(t0, t1).min(1)
+        hit = np.flatnonzero((near <= far) & (far > 0))
+        if not len(hit):
+            return np.zeros(0)
+        idx = (hit[:, None] * self.chunk + np.arange(self.chunk)).ravel()
+        idx = idx[idx < len(self.tris)]
+        t = ray_triangles(o, d, self.tris[idx])
+        return t[np.isfinite(t)]
+
+    def first_hit(self, origin, direction) -> float:
+        """Distance along the ray to the nearest triangle (inf where it hits none)."""
+        return float(np.min(self.distances(origin, direction), initial=np.inf))
+
+
 def inside_closed_mesh(point: np.ndarray, tris: np.ndarray) -> bool:
     """Parity test along a fixed oblique ray (robust enough for sampling camera poses)."""
     d = normalize(np.array([0.5773, 0.5774, 0.5775]) + 1e-3)

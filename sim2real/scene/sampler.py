@@ -18,7 +18,7 @@ from ..defaults import TISSUES
 from ..errors import Sim2RealError
 from . import shapes
 from .description import Camera, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
-from .geometry import inside_closed_mesh, intrinsics, look_at_opencv, normalize, ray_triangles, vertex_normals
+from .geometry import RayCaster, inside_closed_mesh, intrinsics, look_at_opencv, normalize, vertex_normals
 from .meshio import load_mesh
 
 
@@ -83,8 +83,9 @@ class Sampler:
             objects, wall = self._procedural(r["shape"], r["material"])
         else:
             objects, wall = self._patient_scene(r["shape"], r["material"])
-        camera, target_class, target_point = self.camera(r["camera"], objects, wall)
-        instruments, requested, note = self._instruments(r["tools"], camera, objects, wall)
+        caster = self._caster(objects)
+        camera, target_class, target_point = self.camera(r["camera"], objects, wall, caster)
+        instruments, requested, note = self._instruments(r["tools"], camera, objects, wall, caster)
         if note:
             log.warning("sample %d (seed %d): %s", index, seed, note)
         for inst, shaft, tip in instruments:
@@ -176,15 +177,26 @@ class Sampler:
                                    wv, wf, sample_material(rmat, cfg["abdominal_wall"])))
         return objs, (wall_centre, wall_axes)
 
+    def _caster(self, objects) -> RayCaster:
+        """Ray casts against every organ (not the cavity wall); patient organs never change, so
+        their caster is built once."""
+        if self.cfg["scene"]["mode"] == "meshes" and getattr(self, "_organ_caster", None) is not None:
+            return self._organ_caster
+        solids = [o for o in objects if o.name != "abdominal_wall"]
+        caster = RayCaster(np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3)))
+        if self.cfg["scene"]["mode"] == "meshes":
+            self._organ_caster = caster
+        return caster
+
     # --- camera -------------------------------------------------------------------------
 
-    def camera(self, rng, objects, wall):
+    def camera(self, rng, objects, wall, caster: RayCaster | None = None):
         """A free scope pose aimed at a target organ; ``wall`` = (centre, semi-axes) of the cavity."""
         cc = self.cfg["camera"]
         w, h = self.cfg["render"]["resolution"]
         wall_centre, wall_axes = wall
         solids = [o for o in objects if o.name != "abdominal_wall"]
-        tris_all = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
+        caster = caster or self._caster(objects)
         candidates = [t for t in self.cfg["scene"]["target"] if any(o.class_id == self.table.id_of(t) for o in objects)]
         if not candidates:
             raise SamplingError(f"scene.target {self.cfg['scene']['target']} names no object present in the scene")
@@ -206,10 +218,10 @@ class Sampler:
             if any(inside_closed_mesh(eye, ob.vertices[ob.faces]) for ob in solids if len(ob.faces) > 50):
                 continue
             ray = normalize(target - eye)
-            t = ray_triangles(eye, ray, tris_all)
-            if np.min(t, initial=np.inf) < np.linalg.norm(target - eye) - 0.002:
+            first = caster.first_hit(eye, ray)
+            if first < np.linalg.norm(target - eye) - 0.002:
                 continue  # something sits between the scope and its target
-            if np.min(t, initial=np.inf) < cc["clip_start_m"] * 2:
+            if first < cc["clip_start_m"] * 2:
                 continue
             hfov = np.deg2rad(_u(rng, cc["fov_deg"]))
             roll = np.deg2rad(_u(rng, cc["roll_deg"]))
@@ -222,7 +234,7 @@ class Sampler:
 
     # --- instruments --------------------------------------------------------------------
 
-    def _instruments(self, rng, camera: Camera, objects, wall):
+    def _instruments(self, rng, camera: Camera, objects, wall, caster: RayCaster):
         """Place the sample's instruments; returns ([(Instrument, shaft, tip)], requested, note).
 
         Procedural scenes enter through the preset's trocar ports (wall-size units on the
@@ -236,8 +248,6 @@ class Sampler:
         n = int(rng.integers(lo, hi + 1))
         wall_centre, wall_axes = wall
         meshes = self.cfg["scene"]["mode"] == "meshes"
-        solids = [o for o in objects if o.name != "abdominal_wall"]
-        tris = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
         kinv = np.linalg.inv(camera.k)
         c2w = camera.camera_to_world
         cam_pos = c2w[:3, 3]
@@ -254,7 +264,7 @@ class Sampler:
                 ray_c = kinv @ [u, v, 1.0]
                 dist = _u(rng, ic["tip_distance_m"])
                 ray_w = normalize(c2w[:3, :3] @ ray_c)
-                hit = np.min(ray_triangles(cam_pos, ray_w, tris), initial=np.inf)
+                hit = caster.first_hit(cam_pos, ray_w)
                 scale = float(np.linalg.norm(ray_c / ray_c[2]))  # camera z -> distance along the ray
                 if meshes and np.isfinite(hit):
                     # stop a few millimetres short of the surface the scope sees there
@@ -280,7 +290,7 @@ class Sampler:
                 axis = normalize(tip - entry)
                 entry = entry - axis * 0.04  # start outside the wall
                 seg = np.linalg.norm(tip - entry)
-                if np.min(ray_triangles(entry, axis, tris), initial=np.inf) < seg:
+                if caster.first_hit(entry, axis) < seg:
                     _count(failed, "the shaft would pass through an organ")
                     continue
                 # keep the shaft away from the scope itself
