@@ -101,7 +101,8 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "instruments": {
         "count": F([1, 3], "int_range", 0, 8, doc="instruments per sample"),
-        "kinds": F(["grasper", "hook"], "list_str", doc="drawn uniformly per instrument"),
+        "kinds": F(["grasper", "hook"], "list_str",
+                   doc="grasper, hook or clip_applier; drawn uniformly per instrument"),
         "shaft_radius_m": F([0.0025, 0.005], "range", 0.0005, 0.02, doc="2.5 mm = a 5 mm instrument"),
         "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
@@ -111,7 +112,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "tip_color": F([[0.55, 0.55, 0.55], [0.8, 0.8, 0.8]], "color", 0.0, 1.0),
         "tip_roughness": F([0.15, 0.35], "range", 0.0, 1.0),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
-                   "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units"),
+                   "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units (procedural "
+                   "scenes; patient-mesh scenes derive theirs from the meshes and the scope)"),
     },
 }
 

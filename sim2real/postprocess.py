@@ -128,6 +128,9 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
         "target": {"class": desc.target_class,
                    "point_world": None if desc.target_point is None else np.asarray(desc.target_point).tolist()},
         "instruments": instruments,
+        "instruments_requested": max(desc.instruments_requested, len(instruments)),
+        "instruments_placed": len(instruments),
+        "instruments_note": desc.instruments_note,  # why fewer were placed than requested
         "instances": [{"id": o.instance_id, "name": o.name, "class_id": o.class_id,
                        "class": table[o.class_id].name, "pixels": int(np.sum(arrays["instances"] == o.instance_id))}
                       for o in desc.objects],

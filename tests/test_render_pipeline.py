@@ -100,6 +100,7 @@ def test_meta_records_what_users_need(tmp_path):
     assert k.shape == (3, 3) and k[0, 2] == 32 and k[1, 2] == 20
     assert np.allclose(np.array(meta["camera"]["camera_to_world"])[3], [0, 0, 0, 1])
     assert len(meta["instruments"]) == 2
+    assert meta["instruments_requested"] == meta["instruments_placed"] == 2 and meta["instruments_note"] == ""
     ins = meta["instruments"][0]
     for key in ("pose_world", "pose_camera", "tip_world", "tip_camera", "kind"):
         assert key in ins

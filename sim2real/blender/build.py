@@ -102,7 +102,12 @@ def make_mesh_object(o: MeshObject, col):
     mesh.polygons.foreach_set("loop_start", np.arange(0, f.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     compat.set_smooth(mesh, o.smooth)
-    mesh.materials.append(make_material(o.name, o.material))
+    if o.face_parts is not None and o.part_materials:
+        for k, m in enumerate(o.part_materials):
+            mesh.materials.append(make_material(f"{o.name}.{k}", m))
+        mesh.polygons.foreach_set("material_index", np.ascontiguousarray(o.face_parts, np.int32))
+    else:
+        mesh.materials.append(make_material(o.name, o.material))
     obj = _tag(bpy.data.objects.new(o.name, mesh))
     obj.pass_index = o.instance_id
     obj["sim2real_class_id"] = o.class_id

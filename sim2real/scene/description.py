@@ -33,6 +33,10 @@ class MeshObject:
     faces: np.ndarray  # (M, 3) int
     material: Material
     smooth: bool = True
+    # optional per-part looks (an instrument's insulated sleeve vs bare metal): face_parts[i]
+    # indexes part_materials; the label class stays class_id on every face
+    face_parts: np.ndarray | None = None
+    part_materials: tuple[Material, ...] = ()
 
 
 @dataclass
@@ -61,7 +65,7 @@ class Light:
 @dataclass
 class Instrument:
     index: int
-    kind: str  # grasper | hook
+    kind: str  # grasper | hook | clip_applier
     shaft_instance_id: int
     tip_instance_id: int
     pose_world: np.ndarray  # 4x4: origin at the shaft end (joint), +z along the shaft towards the tip
@@ -93,6 +97,8 @@ class SceneDescription:
     instruments: list[Instrument] = field(default_factory=list)
     target_class: str = ""
     target_point: np.ndarray | None = None
+    instruments_requested: int = 0
+    instruments_note: str = ""  # why fewer than requested were placed ("" when all were)
     meta: dict = field(default_factory=dict)  # extra top-level meta.json entries (e.g. a user scene's source)
 
     def instance_table(self) -> list[dict]:

@@ -34,30 +34,106 @@ def uv_sphere(n_lon: int = 64, n_lat: int = 32) -> tuple[np.ndarray, np.ndarray]
     return verts, np.asarray(faces, np.int32)
 
 
-def cylinder(radius: float, length: float, n: int = 24, capped: bool = True):
-    """A cylinder along +z from z=0 to z=length (outward faces)."""
+def cylinder(radius: float, length: float, n: int = 64, capped: bool = True):
+    """A cylinder along +z from z=0 to z=length (outward faces).
+
+    Caps get their own rim vertices: smooth shading then keeps the side round and the
+    caps flat instead of averaging normals over the 90-degree rim.
+    """
     a = np.linspace(0, 2 * np.pi, n, endpoint=False)
     ring = np.stack([radius * np.cos(a), radius * np.sin(a)], -1)
-    v = np.concatenate([np.c_[ring, np.zeros(n)], np.c_[ring, np.full(n, length)]])
-    f = []
-    for j in range(n):
-        k = (j + 1) % n
-        f += [(j, k, n + k), (j, n + k, n + j)]
-    if capped:
-        v = np.concatenate([v, [[0, 0, 0], [0, 0, length]]])
-        c0, c1 = 2 * n, 2 * n + 1
-        for j in range(n):
-            k = (j + 1) % n
-            f += [(c0, k, j), (c1, n + j, n + k)]
-    return v.astype(np.float64), np.asarray(f, np.int32)
+    rings = np.stack([np.c_[ring, np.zeros(n)], np.c_[ring, np.full(n, length)]])
+    return loft(rings, caps=capped)
 
 
 def box(sx: float, sy: float, sz: float):
-    """An axis-aligned box centred on the origin with sides (sx, sy, sz)."""
+    """An axis-aligned box centred on the origin with sides (sx, sy, sz); 4 vertices per face."""
     v = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * [sx, sy, sz]
     f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                   [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], np.int32)
-    return v, f
+    return split_creases(v, f)
+
+
+def loft(rings: np.ndarray, caps: bool = True, crease_deg: float = 30.0):
+    """A closed tube through (S, K, 3) rings (each counter-clockwise about the direction of
+    travel), capped at both ends by a fan around the ring centroid; creases split."""
+    s, k, _ = rings.shape
+    v = rings.reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(s - 1), np.arange(k), indexing="ij")
+    a, b = i * k + j, i * k + (j + 1) % k
+    c, d = a + k, b + k
+    f = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+    if caps:
+        c0, c1 = len(v), len(v) + 1
+        v = np.concatenate([v, rings[0].mean(0, keepdims=True), rings[-1].mean(0, keepdims=True)])
+        jj = np.arange(k)
+        f = np.concatenate([f, np.stack([np.full(k, c0), (jj + 1) % k, jj], -1),
+                            np.stack([np.full(k, c1), (s - 1) * k + jj, (s - 1) * k + (jj + 1) % k], -1)])
+    return split_creases(v.astype(np.float64), f.astype(np.int32), crease_deg)
+
+
+def tube(path: np.ndarray, radius, n: int = 32, caps: bool = True):
+    """A round tube of ``radius`` (scalar or per path point) swept along an (S, 3) polyline."""
+    path = np.asarray(path, float)
+    t = np.gradient(path, axis=0)
+    t = normalize(t)
+    ref = np.array([1.0, 0, 0]) if abs(t[0, 0]) < 0.9 else np.array([0, 1.0, 0])
+    nrm = normalize(np.cross(t[0], ref))
+    frames = []
+    for ti in t:  # parallel transport: no twist along the path
+        nrm = normalize(nrm - ti * np.dot(nrm, ti))
+        frames.append((nrm, np.cross(ti, nrm)))
+    r = np.broadcast_to(np.asarray(radius, float), (len(path),))
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    rings = np.stack([p + ri * (np.cos(a)[:, None] * nn + np.sin(a)[:, None] * bb)
+                      for p, ri, (nn, bb) in zip(path, r, frames)])
+    return loft(rings, caps=caps)
+
+
+def split_creases(v: np.ndarray, f: np.ndarray, crease_deg: float = 30.0):
+    """Duplicate vertices where faces meet at more than ``crease_deg``.
+
+    Smooth shading averages a vertex's normal over every face that uses it; giving each
+    side of a crease its own copy keeps flat faces flat and edges sharp, while faces
+    meeting at small angles (a finely tessellated round surface) still share vertices.
+    """
+    v, f = np.asarray(v, float), np.asarray(f, np.int64)
+    nf = len(f)
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    fn = normalize(fn)
+    # half-edges: corner (3*face + k) -> corner (3*face + k+1)
+    ca = np.arange(3 * nf)
+    cb = (ca // 3) * 3 + (ca % 3 + 1) % 3
+    va, vb = f.ravel()[ca], f.ravel()[cb]
+    key = np.minimum(va, vb) * (len(v) + 1) + np.maximum(va, vb)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    pair = np.flatnonzero(ks[1:] == ks[:-1])  # consecutive half-edges on one edge
+    e1, e2 = order[pair], order[pair + 1]
+    smooth = np.sum(fn[e1 // 3] * fn[e2 // 3], -1) >= np.cos(np.deg2rad(crease_deg))
+    e1, e2 = e1[smooth], e2[smooth]
+    # corners of the same vertex on both faces: match by vertex id
+    u, w = [], []
+    for x in (ca, cb):
+        cx = x[e1]
+        vx = f.ravel()[cx]
+        other = np.where(va[e2] == vx, ca[e2], cb[e2])
+        u.append(cx)
+        w.append(other)
+    u, w = np.concatenate(u), np.concatenate(w)
+    label = np.arange(3 * nf)
+    while True:  # connected components of corners by min-label propagation
+        m = np.minimum(label[u], label[w])
+        new = label.copy()
+        np.minimum.at(new, u, m)
+        np.minimum.at(new, w, m)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    groups, inverse = np.unique(label, return_inverse=True)
+    v2 = v[f.ravel()[groups]]
+    return v2, inverse.reshape(nf, 3).astype(np.int32)
 
 
 def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -139,6 +215,54 @@ def ray_triangles(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, e
     t = np.einsum("ij,ij->i", e2, q) * inv
     hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
     return np.where(hit, t, np.inf)
+
+
+class RayCaster:
+    """Ray casts against a fixed set of (T, 3, 3) triangles, culled by the bounding boxes of
+    spatially sorted chunks; gives exactly what :func:`ray_triangles` gives, much faster on
+    large patient meshes."""
+
+    def __init__(self, tris: np.ndarray, chunk: int = 64):
+        tris = np.asarray(tris, float).reshape(-1, 3, 3)
+        if len(tris):
+            c = tris.mean(1)
+            lo, hi = c.min(0), c.max(0)
+            q = ((c - lo) / np.where(hi > lo, hi - lo, 1) * 1023).astype(np.int64)
+            code = np.zeros(len(c), np.int64)
+            for bit in range(10):  # Morton order: neighbours in space end up in one chunk
+                for axis in range(3):
+                    code |= ((q[:, axis] >> bit) & 1) << (3 * bit + axis)
+            tris = tris[np.argsort(code, kind="stable")]
+        self.tris = tris
+        self.chunk = chunk
+        n = -(-len(tris) // chunk)
+        pad = np.concatenate([tris, np.repeat(tris[-1:], n * chunk - len(tris), 0)]) if len(tris) else tris
+        blocks = pad.reshape(n, chunk * 3, 3)
+        self.lo, self.hi = blocks.min(1) - 1e-9, blocks.max(1) + 1e-9
+
+    def distances(self, origin, direction) -> np.ndarray:
+        """Distances to every triangle the ray hits (order unspecified)."""
+        if not len(self.tris):
+            return np.zeros(0)
+        o, d = np.asarray(origin, float), np.asarray(direction, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / d
+            t0, t1 = (self.lo - o) * inv, (self.hi - o) * inv
+        t0 = np.where(np.isnan(t0), -np.inf, t0)
+        t1 = np.where(np.isnan(t1), np.inf, t1)
+        near = np.minimum(t0, t1).max(1)
+        far = np.maximum(t0, t1).min(1)
+        hit = np.flatnonzero((near <= far) & (far > 0))
+        if not len(hit):
+            return np.zeros(0)
+        idx = (hit[:, None] * self.chunk + np.arange(self.chunk)).ravel()
+        idx = idx[idx < len(self.tris)]
+        t = ray_triangles(o, d, self.tris[idx])
+        return t[np.isfinite(t)]
+
+    def first_hit(self, origin, direction) -> float:
+        """Distance along the ray to the nearest triangle (inf where it hits none)."""
+        return float(np.min(self.distances(origin, direction), initial=np.inf))
 
 
 def inside_closed_mesh(point: np.ndarray, tris: np.ndarray) -> bool:

@@ -8,6 +8,7 @@ stream per concern (shapes, materials, camera, instruments, light), so the same
 from __future__ import annotations
 
 import functools
+import logging
 
 import numpy as np
 
@@ -17,8 +18,13 @@ from ..defaults import TISSUES
 from ..errors import Sim2RealError
 from . import shapes
 from .description import Camera, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
-from .geometry import inside_closed_mesh, intrinsics, look_at_opencv, normalize, ray_triangles, vertex_normals
+from .geometry import RayCaster, inside_closed_mesh, intrinsics, look_at_opencv, normalize, vertex_normals
 from .meshio import load_mesh
+
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_DRAWS = 50  # tip/port draws per instrument before it is left out (and the log says why)
 
 
 class SamplingError(Sim2RealError):
@@ -77,13 +83,17 @@ class Sampler:
             objects, wall = self._procedural(r["shape"], r["material"])
         else:
             objects, wall = self._patient_scene(r["shape"], r["material"])
-        camera, target_class, target_point = self.camera(r["camera"], objects, wall)
-        instruments = self._instruments(r["tools"], camera, objects, wall)
+        caster = self._caster(objects)
+        camera, target_class, target_point = self.camera(r["camera"], objects, wall, caster)
+        instruments, requested, note = self._instruments(r["tools"], camera, objects, wall, caster)
+        if note:
+            log.warning("sample %d (seed %d): %s", index, seed, note)
         for inst, shaft, tip in instruments:
             objects += [shaft, tip]
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
                                 render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
-                                target_class=target_class, target_point=target_point)
+                                target_class=target_class, target_point=target_point,
+                                instruments_requested=requested, instruments_note=note)
 
     def render_settings(self, rng: np.random.Generator) -> RenderSettings:
         """Render settings of one sample: the circular field of view and the noise seed are drawn."""
@@ -167,15 +177,26 @@ class Sampler:
                                    wv, wf, sample_material(rmat, cfg["abdominal_wall"])))
         return objs, (wall_centre, wall_axes)
 
+    def _caster(self, objects) -> RayCaster:
+        """Ray casts against every organ (not the cavity wall); patient organs never change, so
+        their caster is built once."""
+        if self.cfg["scene"]["mode"] == "meshes" and getattr(self, "_organ_caster", None) is not None:
+            return self._organ_caster
+        solids = [o for o in objects if o.name != "abdominal_wall"]
+        caster = RayCaster(np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3)))
+        if self.cfg["scene"]["mode"] == "meshes":
+            self._organ_caster = caster
+        return caster
+
     # --- camera -------------------------------------------------------------------------
 
-    def camera(self, rng, objects, wall):
+    def camera(self, rng, objects, wall, caster: RayCaster | None = None):
         """A free scope pose aimed at a target organ; ``wall`` = (centre, semi-axes) of the cavity."""
         cc = self.cfg["camera"]
         w, h = self.cfg["render"]["resolution"]
         wall_centre, wall_axes = wall
         solids = [o for o in objects if o.name != "abdominal_wall"]
-        tris_all = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
+        caster = caster or self._caster(objects)
         candidates = [t for t in self.cfg["scene"]["target"] if any(o.class_id == self.table.id_of(t) for o in objects)]
         if not candidates:
             raise SamplingError(f"scene.target {self.cfg['scene']['target']} names no object present in the scene")
@@ -197,10 +218,10 @@ class Sampler:
             if any(inside_closed_mesh(eye, ob.vertices[ob.faces]) for ob in solids if len(ob.faces) > 50):
                 continue
             ray = normalize(target - eye)
-            t = ray_triangles(eye, ray, tris_all)
-            if np.min(t, initial=np.inf) < np.linalg.norm(target - eye) - 0.002:
+            first = caster.first_hit(eye, ray)
+            if first < np.linalg.norm(target - eye) - 0.002:
                 continue  # something sits between the scope and its target
-            if np.min(t, initial=np.inf) < cc["clip_start_m"] * 2:
+            if first < cc["clip_start_m"] * 2:
                 continue
             hfov = np.deg2rad(_u(rng, cc["fov_deg"]))
             roll = np.deg2rad(_u(rng, cc["roll_deg"]))
@@ -213,61 +234,99 @@ class Sampler:
 
     # --- instruments --------------------------------------------------------------------
 
-    def _instruments(self, rng, camera: Camera, objects, wall):
+    def _instruments(self, rng, camera: Camera, objects, wall, caster: RayCaster):
+        """Place the sample's instruments; returns ([(Instrument, shaft, tip)], requested, note).
+
+        Procedural scenes enter through the preset's trocar ports (wall-size units on the
+        anterior wall). Patient-mesh scenes have no anatomical "anterior" to go by, so their
+        ports lie on the cavity wall around the scope's own port (where the line of sight
+        leaves the wall behind the camera), to the left and right of it as in a
+        cholecystectomy, and their tips stop short of the organ surface the scope sees.
+        """
         ic = self.cfg["instruments"]
         lo, hi = ic["count"]
         n = int(rng.integers(lo, hi + 1))
         wall_centre, wall_axes = wall
-        solids = [o for o in objects if o.name != "abdominal_wall"]
-        tris = np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3))
+        meshes = self.cfg["scene"]["mode"] == "meshes"
         kinv = np.linalg.inv(camera.k)
         c2w = camera.camera_to_world
-        out = []
+        cam_pos = c2w[:3, 3]
+        scope_port = _ellipsoid_exit(cam_pos, -c2w[:3, 2], wall_centre, wall_axes) if meshes else None
+        out, shafts = [], []
+        failed: dict[str, int] = {}
         next_id = max(o.instance_id for o in objects) + 1
         for i in range(n):
             kind = ic["kinds"][rng.integers(len(ic["kinds"]))]
-            for _attempt in range(50):
+            for _attempt in range(MAX_TOOL_DRAWS):
                 frac = ic["tip_in_view"]
                 u = camera.width * (0.5 + frac * rng.uniform(-0.5, 0.5))
                 v = camera.height * (0.5 + frac * rng.uniform(-0.5, 0.5))
                 ray_c = kinv @ [u, v, 1.0]
                 dist = _u(rng, ic["tip_distance_m"])
-                tip = c2w[:3, :3] @ (ray_c * dist / ray_c[2]) + c2w[:3, 3]
-                # the tip must sit in free space in front of whatever the scope sees there
                 ray_w = normalize(c2w[:3, :3] @ ray_c)
-                hit = np.min(ray_triangles(c2w[:3, 3], ray_w, tris), initial=np.inf)
-                if hit < np.linalg.norm(tip - c2w[:3, 3]) + 0.004:
+                hit = caster.first_hit(cam_pos, ray_w)
+                scale = float(np.linalg.norm(ray_c / ray_c[2]))  # camera z -> distance along the ray
+                if meshes and np.isfinite(hit):
+                    # stop a few millimetres short of the surface the scope sees there
+                    dist = min(dist, (hit - rng.uniform(0.004, 0.02)) / scale)
+                    if dist < max(0.015, 4 * camera.clip_start_m):
+                        _count(failed, "the organ surface is too close to the scope for a tip")
+                        continue
+                tip = c2w[:3, :3] @ (ray_c * dist / ray_c[2]) + cam_pos
+                # the tip must sit in free space in front of whatever the scope sees there
+                if hit < np.linalg.norm(tip - cam_pos) + 0.004:
+                    _count(failed, "the tip would sit inside or behind an organ")
                     continue
-                port = np.asarray(ic["ports"][rng.integers(len(ic["ports"]))], float)
-                pxy = port * wall_axes[:2] + rng.normal(0, 0.01, 2)
-                inside = 1 - np.sum((pxy / wall_axes[:2]) ** 2)
-                if inside <= 0.05:
-                    continue
-                entry = wall_centre + np.r_[pxy, wall_axes[2] * np.sqrt(inside)]
+                if meshes:
+                    entry = _port_near(rng, scope_port, c2w[:3, 0], wall_centre, wall_axes)
+                else:
+                    port = np.asarray(ic["ports"][rng.integers(len(ic["ports"]))], float)
+                    pxy = port * wall_axes[:2] + rng.normal(0, 0.01, 2)
+                    inside = 1 - np.sum((pxy / wall_axes[:2]) ** 2)
+                    if inside <= 0.05:
+                        _count(failed, "the trocar port falls outside the abdominal wall")
+                        continue
+                    entry = wall_centre + np.r_[pxy, wall_axes[2] * np.sqrt(inside)]
                 axis = normalize(tip - entry)
                 entry = entry - axis * 0.04  # start outside the wall
                 seg = np.linalg.norm(tip - entry)
-                if np.min(ray_triangles(entry, axis, tris), initial=np.inf) < seg:
-                    continue  # the shaft would pass through an organ
+                if caster.first_hit(entry, axis) < seg:
+                    _count(failed, "the shaft would pass through an organ")
+                    continue
                 # keep the shaft away from the scope itself
-                cam_pos = c2w[:3, 3]
                 s = np.clip(np.dot(cam_pos - entry, axis), 0, seg)
                 if np.linalg.norm(entry + axis * s - cam_pos) < 0.012:
+                    _count(failed, "the shaft would touch the scope")
                     continue
                 r = _u(rng, ic["shaft_radius_m"])
+                if any(_segment_distance(entry, tip, e2, t2) < r + r2 + 0.002 for e2, t2, r2 in shafts):
+                    _count(failed, "the shaft would cross another instrument")
+                    continue
                 tl = _u(rng, ic["tip_length_m"])
-                opening = np.deg2rad(_u(rng, ic["opening_deg"])) if kind == "grasper" else 0.0
-                (sv, sf), (tv, tf), pose = shapes.instrument(rng, kind, entry, tip, r, tl, opening)
+                opening = np.deg2rad(_u(rng, ic["opening_deg"])) if kind != "hook" else 0.0
+                if kind == "clip_applier":
+                    opening *= 0.5  # its jaws open less than a grasper's
+                (sv, sf), (tv, tf, tparts), pose = shapes.instrument(rng, kind, entry, tip, r, tl, opening)
                 smat = _metal(rng, ic["shaft_color"], (0.3, 0.5), metallic=0.3)
                 tmat = _metal(rng, ic["tip_color"], ic["tip_roughness"], metallic=1.0)
+                looks = {"metal": tmat, "insulation": smat, "clip": tmat}
+                if kind == "clip_applier":
+                    looks["clip"] = _metal(rng, [[0.75, 0.72, 0.68], [0.9, 0.88, 0.85]], (0.2, 0.35), metallic=1.0)
                 shaft = MeshObject(f"tool{i}_shaft", self.table.id_of("tool_shaft"), next_id, sv, sf, smat)
-                tipo = MeshObject(f"tool{i}_tip", self.table.id_of("tool_tip"), next_id + 1, tv, tf, tmat)
+                tipo = MeshObject(f"tool{i}_tip", self.table.id_of("tool_tip"), next_id + 1, tv, tf, tmat,
+                                  face_parts=tparts, part_materials=tuple(looks[p] for p in shapes.TIP_PARTS))
                 inst = Instrument(index=i, kind=kind, shaft_instance_id=next_id, tip_instance_id=next_id + 1,
                                   pose_world=pose, tip_world=tip, opening_rad=float(opening), shaft_radius_m=r)
                 next_id += 2
                 out.append((inst, shaft, tipo))
+                shafts.append((entry, tip, r))
                 break
-        return out
+        note = ""
+        if len(out) < n:
+            top = sorted(failed.items(), key=lambda kv: -kv[1])[:2]
+            note = (f"{n - len(out)} of {n} instruments found no free path in {MAX_TOOL_DRAWS} draws each; "
+                    f"rejected mostly because " + "; ".join(f"{why} ({k}x)" for why, k in top))
+        return out, n, note
 
     def light(self, rng) -> Light:
         """The scope light of one sample."""
@@ -282,6 +341,41 @@ def _metal(rng, color, rough, metallic):
     lo, hi = np.asarray(color[0]), np.asarray(color[1])
     c = lo + (hi - lo) * rng.random()
     return Material(base_color=tuple(float(x) for x in c), roughness=_u(rng, rough), specular=0.5, metallic=metallic)
+
+
+def _count(tally: dict, why: str) -> None:
+    tally[why] = tally.get(why, 0) + 1
+
+
+def _ellipsoid_exit(origin, direction, centre, axes) -> np.ndarray:
+    """Where the ray from ``origin`` (inside the ellipsoid) along ``direction`` leaves it."""
+    o = (np.asarray(origin, float) - centre) / axes
+    d = np.asarray(direction, float) / axes
+    a, b, c = d @ d, 2 * o @ d, o @ o - 1
+    t = (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
+    return np.asarray(origin, float) + t * np.asarray(direction, float)
+
+
+def _port_near(rng, scope_port, image_right, centre, axes) -> np.ndarray:
+    """A trocar port on the cavity wall 15-35 degrees (seen from the centre) to the left or
+    right of the scope's port, as in the usual triangulated port layout."""
+    d0 = normalize((scope_port - centre) / axes)
+    side = normalize(image_right - d0 * np.dot(image_right, d0))
+    if not np.all(np.isfinite(side)) or np.linalg.norm(side) < 0.5:
+        side = normalize(np.cross(d0, [0.0, 0.0, 1.0] if abs(d0[2]) < 0.9 else [1.0, 0.0, 0.0]))
+    up = np.cross(d0, side)
+    gamma = rng.uniform(-0.7, 0.7) + (0 if rng.random() < 0.5 else np.pi)  # left or right of the scope
+    tangent = np.cos(gamma) * side + np.sin(gamma) * up
+    alpha = rng.uniform(np.deg2rad(15), np.deg2rad(35))
+    return centre + axes * normalize(np.cos(alpha) * d0 + np.sin(alpha) * tangent)
+
+
+def _segment_distance(p0, p1, q0, q1) -> float:
+    """Shortest distance between segments p0-p1 and q0-q1 (sampled; exact enough for clearance)."""
+    s = np.linspace(0, 1, 64)[:, None]
+    a = p0 + s * (p1 - p0)
+    b = q0 + s * (q1 - q0)
+    return float(np.sqrt(np.min(np.sum((a[:, None] - b[None]) ** 2, -1))))
 
 
 def _cone(rng, axis: np.ndarray, half_angle: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import axis_angle, box, cylinder, normalize, rotation_between, uv_sphere
+from .geometry import axis_angle, cylinder, loft, normalize, rotation_between, split_creases, tube, uv_sphere
 
 
 def _smooth_noise(rng: np.random.Generator, dirs: np.ndarray, amplitude: float, freqs=(1.5, 4.0), n: int = 6):
@@ -95,7 +95,7 @@ def slab(points: np.ndarray, thickness: float):
     for k in range(len(border)):
         a, b = border[k], border[(k + 1) % len(border)]
         faces += [(a, off + a, off + b), (a, off + b, b)]
-    return v, np.asarray(faces, np.int32)
+    return split_creases(v, np.asarray(faces, np.int32))  # the rim stays sharp, the sheet smooth
 
 
 def ligament(rng: np.random.Generator, x: float, y0: float, width: float, z0: float, z1: float, thickness=0.002):
@@ -110,11 +110,111 @@ def ligament(rng: np.random.Generator, x: float, y0: float, width: float, z0: fl
     return slab(np.stack([px, py, pz], -1), thickness)
 
 
+# Parts of an instrument's tip mesh (per-face labels), for materials: the label class
+# of every part stays tool_tip.
+TIP_PARTS = ("metal", "insulation", "clip")
+KINDS = ("grasper", "hook", "clip_applier")
+
+
+def _join(parts):
+    """Concatenate (v, f, part) meshes into one (v, f, per-face part index)."""
+    vs, fs, ps, off = [], [], [], 0
+    for v, f, part in parts:
+        vs.append(v)
+        fs.append(f + off)
+        ps.append(np.full(len(f), TIP_PARTS.index(part), np.int8))
+        off += len(v)
+    return np.concatenate(vs), np.concatenate(fs).astype(np.int32), np.concatenate(ps)
+
+
+def _jaw(length: float, width: float, height: float, sign: int, teeth: int, tooth_depth: float, n_arc: int = 32):
+    """One jaw from its hinge (z=0) to its end (z=length), inner face at y ~ 0, rounded back towards
+    ``sign`` * y; ``teeth`` transverse ridges of ``tooth_depth`` across the inner face.
+
+    The inner face's mid-line meets (0, 0, length) exactly.
+    """
+    half = 0.5 / max(teeth, 1)
+    zs = [0.0, 0.1]
+    if teeth:  # peaks (flush, y=0) and valleys (cut into the jaw) every half tooth
+        zs += list(np.linspace(0.12, 0.86, 2 * teeth + 1))
+    zs += [0.9, 0.96, 1.0]
+    zs = np.asarray(zs)
+    depth = np.zeros(len(zs))
+    if teeth:
+        depth[2:-3] = np.where(np.arange(2 * teeth + 1) % 2 == 1, tooth_depth, 0.0)
+    shrink = (1 - 0.45 * zs) * np.where(zs > 0.95, 0.7, 1.0) * np.where(zs > 0.99, 0.75, 1.0)
+    phi = np.linspace(0, np.pi, n_arc + 1)
+    rings = []
+    base = tooth_depth * 1.3 + 1e-5  # the round back starts above the deepest valley
+    for z, d, k in zip(zs * length, depth, shrink):
+        w, h = width / 2 * k, height * k
+        arc = np.c_[w * np.cos(phi), base * k + (h - base * k) * np.sin(phi)]
+        inner = np.array([[-w, d * k], [w, d * k]])
+        ring = np.concatenate([arc, inner])
+        rings.append(np.c_[ring, np.full(len(ring), z)])
+    rings = np.asarray(rings)
+    if sign < 0:  # mirror to the other side; reversed so the ring stays counter-clockwise
+        rings = rings[:, ::-1] * [1, -1, 1]
+    return loft(rings)
+
+
+def _grasper(r: float, tip_length: float, opening: float, clip: bool = False):
+    """Clevis, pin and two hinged jaws (toothed, or smooth with a clip for a clip applier)."""
+    zh = tip_length * 0.2  # the hinge pin
+    parts = [(*cylinder(r * 0.92, zh + r * 0.3), "metal")]
+    pv, pf = cylinder(r * 0.3, r * 2.0, n=24)
+    parts.append((pv @ axis_angle([0, 1, 0], np.pi / 2).T + [-r, 0, zh], pf, "metal"))
+    length = (tip_length - zh) / np.cos(opening / 2)  # jaw-end midpoint lands on the axis at tip_length
+    teeth = 0 if clip else int(np.clip(round(length / 0.0012), 6, 14))
+    for sign in (1, -1):
+        jv, jf = _jaw(length, r * (1.2 if not clip else 0.8), r * (0.85 if not clip else 0.6), sign,
+                      teeth, r * 0.15 if teeth else r * 0.1)
+        hinge = axis_angle([1, 0, 0], -sign * opening / 2)
+        to_tool = lambda v: v @ hinge.T + [0, 0, zh]  # noqa: E731
+        parts.append((to_tool(jv), jf, "metal"))
+        if clip:  # one leg of a V clip along this jaw's inner face
+            cv, cf = tube(np.c_[np.zeros(2), np.full(2, -sign * r * 0.08), [0.1 * length, 0.75 * length]],
+                          r * 0.09, n=16)
+            parts.append((to_tool(cv), cf, "clip"))
+    if clip:  # the clip's apex across the hinge end of its legs
+        av, af = tube(np.array([[0, r * 0.08, zh + 0.1 * length], [0, -r * 0.08, zh + 0.1 * length]]) , r * 0.09,
+                      n=16)
+        parts.append((av, af, "clip"))
+    return _join(parts)
+
+
+def _hook(r: float, tip_length: float):
+    """An L-hook electrode: insulated sleeve, bare wire rod bent 90 degrees into a short arm.
+
+    The outside of the bend (the surface the surgeon works with) sits on the axis at ``tip_length``.
+    """
+    rr = r * 0.25  # wire radius
+    bend = rr * 1.5  # centre-line bend radius
+    arm = r * 1.3
+    corner = (bend + rr) / np.sqrt(2)
+    yc, zb = corner - bend, tip_length - corner  # the rod's line and where it starts to bend
+    sleeve_end = tip_length * 0.45
+    sv, sf = loft(np.stack([np.c_[rad * np.cos(a), rad * np.sin(a), np.full(48, z)]
+                            for rad, z in ((r * 0.95, 0.0), (r * 0.95, tip_length * 0.2), (rr * 2.0, sleeve_end))
+                            for a in [np.linspace(0, 2 * np.pi, 48, endpoint=False)]]))
+    phi = np.linspace(0, np.pi / 2, 13)
+    path = np.concatenate([
+        np.c_[np.full(2, yc), [tip_length * 0.3, zb]],
+        np.c_[yc + bend - bend * np.cos(phi[1:]), zb + bend * np.sin(phi[1:])],
+        np.c_[[yc + bend + arm], [zb + bend]],
+    ])
+    rv, rf = tube(np.c_[np.zeros(len(path)), path], rr, n=24)
+    return _join([(sv, sf, "insulation"), (rv, rf, "metal")])
+
+
 def instrument(rng: np.random.Generator, kind: str, entry: np.ndarray, tip: np.ndarray, shaft_radius: float,
                tip_length: float, opening: float):
     """Shaft (entry -> joint) and tip meshes plus the joint pose (4x4, +z along the shaft).
 
-    The working end reaches exactly ``tip``; the joint sits ``tip_length`` before it.
+    Returns ``(shaft_v, shaft_f), (tip_v, tip_f, tip_parts), pose``: ``tip_parts`` gives each
+    tip face's part (an index into :data:`TIP_PARTS`). The working end (the midpoint of the
+    jaw ends, or the outside of the hook's bend) reaches exactly ``tip``; the joint sits
+    ``tip_length`` before it on the shaft axis.
     """
     axis = normalize(tip - entry)
     joint = tip - axis * tip_length
@@ -124,38 +224,15 @@ def instrument(rng: np.random.Generator, kind: str, entry: np.ndarray, tip: np.n
     pose[:3, :3] = rot
     pose[:3, 3] = joint
     shaft_len = float(np.linalg.norm(joint - entry))
-    sv, sf = cylinder(shaft_radius, shaft_len, n=24)
+    sv, sf = cylinder(shaft_radius, shaft_len)
     sv = sv + [0, 0, -shaft_len]  # ends at the joint
-    r = shaft_radius
-    parts = []
     if kind == "grasper":
-        clevis = cylinder(r * 0.9, tip_length * 0.2, n=16)
-        parts.append(clevis)
-        for sign in (1, -1):
-            jv, jf = box(r * 1.3, r * 0.7, tip_length * 0.85)
-            jv = jv + [0, 0, tip_length * 0.85 / 2]
-            # taper the jaw towards its end
-            jv[:, 0] *= 1 - 0.45 * jv[:, 2] / tip_length
-            hinge = axis_angle([1, 0, 0], -sign * opening / 2)
-            jv = (jv + [0, sign * r * 0.35, 0]) @ hinge.T + [0, 0, tip_length * 0.15]
-            parts.append((jv, jf))
-        # the jaw ends' midpoint is the tip; correct the model so it lands on `tip`
-        ends = [(np.array([0, sign * r * 0.35, tip_length * 0.85]) @ axis_angle([1, 0, 0], -sign * opening / 2).T
-                 + [0, 0, tip_length * 0.15]) for sign in (1, -1)]
-        reach = float(np.mean(ends, axis=0)[2])
+        tv, tf, tp = _grasper(shaft_radius, tip_length, opening)
+    elif kind == "clip_applier":
+        tv, tf, tp = _grasper(shaft_radius, tip_length, opening, clip=True)
     elif kind == "hook":
-        rod = cylinder(r * 0.3, tip_length, n=12)
-        base = cylinder(r * 0.95, tip_length * 0.25, n=16)
-        hook_len = tip_length * 0.3
-        hv, hf = cylinder(r * 0.3, hook_len, n=12)
-        hv = hv @ axis_angle([1, 0, 0], -np.pi / 2).T + [0, 0, tip_length - r * 0.3]
-        parts += [rod, base, (hv, hf)]
-        reach = tip_length
+        tv, tf, tp = _hook(shaft_radius, tip_length)
     else:
         raise ValueError(f"unknown instrument kind {kind!r}")
-    tv = np.concatenate([p[0] for p in parts])
-    offs = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
-    tf = np.concatenate([p[1] + o for p, o in zip(parts, offs)])
-    tv[:, 2] *= tip_length / reach  # scale along the axis so the working end meets `tip`
     to_world = lambda v: v @ rot.T + joint  # noqa: E731
-    return (to_world(sv), sf), (to_world(tv), tf), pose
+    return (to_world(sv), sf), (to_world(tv), tf, tp), pose
