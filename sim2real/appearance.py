@@ -130,8 +130,12 @@ def real_fov(image: np.ndarray) -> np.ndarray:
 
 
 def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int | None = None,
-               ignore: int = 255) -> ColourStats:
-    """Stats of real frames ``images_dir/<stem>.*`` with masks ``masks_dir/<stem>.png``."""
+               ignore: int = 255, step: int = 2) -> ColourStats:
+    """Stats of real frames ``images_dir/<stem>.*`` with masks ``masks_dir/<stem>.png``.
+
+    ``limit`` frames at most (spread evenly); every ``step``-th pixel per axis (pooled
+    means do not need every pixel of an 854x480 frame).
+    """
     from .io import read_image_rgb, read_png
     from .segment.data import IMAGE_SUFFIXES
 
@@ -166,6 +170,7 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
         if mask.shape != img.shape[:2]:
             raise Sim2RealError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                 f"{img.shape[1]}x{img.shape[0]}")
+        img, mask = img[::step, ::step], mask[::step, ::step]
         stats.add(img, lut[mask.astype(np.uint8)], real_fov(img))
     return stats
 
