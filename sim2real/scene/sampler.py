@@ -67,7 +67,7 @@ def sample_material(rng: np.random.Generator, sec: dict) -> Material:
 def sample_tool_materials(rng: np.random.Generator, ic: dict) -> tuple[Material, Material]:
     """(shaft, tip): a matte black insulated shaft and brushed-metal jaws/hook."""
     shaft = Material(base_color=tuple(float(c) for c in _color(rng, ic["shaft_color"]).mean() * np.ones(3)),
-                     roughness=_u(rng, ic["shaft_roughness"]), specular=0.5, metallic=0.0,
+                     roughness=_u(rng, ic["shaft_roughness"]), specular=0.3, metallic=0.0,
                      coat=float(rng.uniform(0.0, 0.3)), coat_roughness=float(rng.uniform(0.2, 0.4)))
     grey = _color(rng, ic["tip_color"]).mean()
     tip = Material(base_color=tuple(float(grey * t) for t in rng.uniform(0.97, 1.03, 3)),
