@@ -25,7 +25,7 @@ class F:
 
 def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bump=0.3, enabled=True, *,
             coat=(0.6, 1.0), coat_roughness=(0.03, 0.1), vessels=(0.0, 0.0), vessel_color=None, lobules=(0.0, 0.0),
-            lobule_scale=300.0, fat_patches=(0.0, 0.0), blood=(0.0, 0.25), bile=(0.0, 0.0)):
+            lobule_scale=300.0, fat_patches=(0.0, 0.0), blood=(0.0, 0.05), bile=(0.0, 0.0)):
     return {
         "enabled": F(enabled, "bool"),
         "color": F(color, "color", 0.0, 1.0, doc="base colour range, linear RGB"),
@@ -88,7 +88,7 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "liver": {
         **_tissue([[0.12, 0.018, 0.016], [0.24, 0.042, 0.036]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
-                  [0.2, 0.5], lobules=(0.15, 0.4), lobule_scale=450.0, blood=(0.0, 0.2), bile=(0.0, 0.05)),
+                  [0.2, 0.5], lobules=(0.15, 0.4), lobule_scale=450.0, blood=(0.0, 0.1), bile=(0.0, 0.04)),
         "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
         "edge_sharpness": F([0.75, 0.92], "range", 0.0, 0.98, doc="how thin the inferior edge gets"),
@@ -96,24 +96,24 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "gallbladder": {
         **_tissue([[0.17, 0.08, 0.09], [0.30, 0.15, 0.16]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
-                  [0.1, 0.3], vessels=(0.5, 1.0), fat_patches=(0.0, 0.15), blood=(0.0, 0.15), bile=(0.0, 0.1)),
+                  [0.1, 0.3], vessels=(0.5, 1.0), fat_patches=(0.0, 0.15), blood=(0.0, 0.08), bile=(0.0, 0.08)),
         "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
         "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
         **_tissue([[0.45, 0.28, 0.06], [0.70, 0.45, 0.15]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
-                  lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.0, 0.3), blood=(0.0, 0.15)),
+                  lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.0, 0.3), blood=(0.0, 0.05)),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
         **_tissue([[0.35, 0.10, 0.09], [0.60, 0.25, 0.21]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
-                  coat=(0.3, 0.8), vessels=(0.3, 0.8), fat_patches=(0.0, 0.2), blood=(0.0, 0.1)),
+                  coat=(0.3, 0.8), vessels=(0.4, 0.9), fat_patches=(0.0, 0.15), blood=(0.0, 0.05)),
         "size_m": F([0.40, 0.48], "range", 0.05, 3.0, doc="cavity width"),
     },
     "ligament": {
         **_tissue([[0.50, 0.32, 0.20], [0.75, 0.55, 0.38]], [0.4, 0.6], [0.2, 0.4], 90.0, [0.1, 0.3],
-                  vessels=(0.2, 0.5), fat_patches=(0.2, 0.5), blood=(0.0, 0.1)),
+                  vessels=(0.2, 0.5), fat_patches=(0.2, 0.5), blood=(0.0, 0.05)),
         "width_m": F([0.02, 0.05], "range", 0.002, 0.3),
     },
     "instruments": {

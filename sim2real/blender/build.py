@@ -149,10 +149,9 @@ def make_material(name: str, m: Material):
         height = g.map_range(dist, 0.0, 0.8, m.lobules, 0.0)
     if m.fat_patches > 0:
         color = g.mix(color, tuple(m.fat_color), _patch(g, coord, rng, m.fat_patches, m.noise_scale * 1.5))
-    if m.vessels > 0:  # meandering vessels: thin iso-lines of a warped noise, a coarse and a fine net
-        for scale, width, weight in ((m.noise_scale * 0.5, 0.005, 1.0), (m.noise_scale * 1.6, 0.004, 0.6)):
-            n = g.noise(g.coords(coord, tuple(rng.uniform(-50, 50, 3))), scale, detail=3.0, roughness=0.55)
-            n.inputs["Distortion"].default_value = 0.4
+    if m.vessels > 0:  # meandering vessels: thin iso-lines of a smooth noise, a coarse and a fine net
+        for scale, width, weight in ((m.noise_scale * 0.5, 0.03, 1.0), (m.noise_scale * 1.6, 0.02, 0.6)):
+            n = g.noise(g.coords(coord, tuple(rng.uniform(-50, 50, 3))), scale, detail=1.0, roughness=0.5)
             off = g.node("ShaderNodeMath")
             off.operation = "SUBTRACT"
             g.link(n.outputs["Fac"], off.inputs[0])
@@ -167,7 +166,7 @@ def make_material(name: str, m: Material):
             _patch(g, coord, rng, m.bile, m.noise_scale * 0.8), 0.0, 1.0, 0.0, 0.8))
     if m.blood > 0:
         color = g.mix(color, (0.09, 0.004, 0.004), g.map_range(
-            _patch(g, coord, rng, m.blood, m.noise_scale * 0.8), 0.0, 1.0, 0.0, 0.9))
+            _patch(g, coord, rng, m.blood, m.noise_scale * 0.4), 0.0, 1.0, 0.0, 0.9))
     if isinstance(color, tuple):
         bsdf.inputs["Base Color"].default_value = color
     else:
