@@ -23,16 +23,28 @@ class F:
     doc: str = ""
 
 
-def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bump=0.3, enabled=True):
+def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bump=0.3, enabled=True, *,
+            coat=(0.6, 1.0), coat_roughness=(0.03, 0.1), vessels=(0.0, 0.0), vessel_color=None, lobules=(0.0, 0.0),
+            lobule_scale=300.0, fat_patches=(0.0, 0.0), blood=(0.0, 0.05), bile=(0.0, 0.0)):
     return {
         "enabled": F(enabled, "bool"),
         "color": F(color, "color", 0.0, 1.0, doc="base colour range, linear RGB"),
         "color_variation": F([0.0, 0.15], "range", 0.0, 1.0, doc="per-sample hue/value jitter"),
-        "roughness": F(roughness, "range", 0.0, 1.0),
+        "roughness": F(roughness, "range", 0.0, 1.0, doc="roughness of the tissue under its wet coat"),
         "specular": F(specular, "range", 0.0, 1.0, doc="Principled 'Specular IOR Level'"),
         "noise_scale": F(noise_scale, "float", 0.1, 10000.0, doc="texture frequency, 1/m"),
         "noise_strength": F(noise_strength, "range", 0.0, 1.0, doc="mottling: 0 flat colour"),
         "bump": F(bump, "range", 0.0, 2.0, doc="surface bump strength"),
+        "coat": F(list(coat), "range", 0.0, 1.0, doc="wet film: clear coat weight (small sharp highlights)"),
+        "coat_roughness": F(list(coat_roughness), "range", 0.0, 1.0, doc="wet film roughness (low = sharp)"),
+        "vessels": F(list(vessels), "range", 0.0, 1.0, doc="visibility of the surface vessel network"),
+        "vessel_color": F(vessel_color or [[0.12, 0.01, 0.02], [0.25, 0.03, 0.05]], "color", 0.0, 1.0,
+                          doc="vessel colour range, linear RGB"),
+        "lobules": F(list(lobules), "range", 0.0, 1.0, doc="lobular cell pattern strength (liver, fat)"),
+        "lobule_scale": F(lobule_scale, "float", 1.0, 100000.0, doc="lobule frequency, 1/m"),
+        "fat_patches": F(list(fat_patches), "range", 0.0, 1.0, doc="share of the surface under yellow fat"),
+        "blood": F(list(blood), "range", 0.0, 1.0, doc="share of the surface stained with blood"),
+        "bile": F(list(bile), "range", 0.0, 1.0, doc="share of the surface stained with bile"),
     }
 
 
@@ -75,28 +87,33 @@ SCHEMA: dict[str, dict[str, F]] = {
         "ambient": F([0.0, 0.02], "range", 0.0, 10.0, doc="world background strength"),
     },
     "liver": {
-        **_tissue([[0.16, 0.025, 0.02], [0.32, 0.06, 0.05]], [0.2, 0.45], [0.4, 0.8], 40.0, [0.15, 0.4]),
+        **_tissue([[0.12, 0.018, 0.016], [0.24, 0.042, 0.036]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
+                  [0.2, 0.5], lobules=(0.15, 0.4), lobule_scale=450.0, blood=(0.0, 0.1), bile=(0.0, 0.04)),
         "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
         "edge_sharpness": F([0.75, 0.92], "range", 0.0, 0.98, doc="how thin the inferior edge gets"),
         "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
     },
     "gallbladder": {
-        **_tissue([[0.20, 0.25, 0.08], [0.45, 0.42, 0.20]], [0.15, 0.35], [0.5, 0.9], 80.0, [0.15, 0.4]),
+        **_tissue([[0.17, 0.08, 0.09], [0.30, 0.15, 0.16]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
+                  [0.1, 0.3], vessels=(0.5, 1.0), fat_patches=(0.0, 0.15), blood=(0.0, 0.08), bile=(0.0, 0.08)),
         "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
         "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
-        **_tissue([[0.55, 0.35, 0.08], [0.80, 0.55, 0.20]], [0.2, 0.45], [0.4, 0.7], 120.0, [0.25, 0.55], [0.3, 0.8]),
+        **_tissue([[0.45, 0.28, 0.06], [0.70, 0.45, 0.15]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
+                  lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.0, 0.3), blood=(0.0, 0.05)),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
-        **_tissue([[0.45, 0.12, 0.10], [0.70, 0.30, 0.25]], [0.3, 0.6], [0.2, 0.5], 50.0, [0.2, 0.5]),
+        **_tissue([[0.35, 0.10, 0.09], [0.60, 0.25, 0.21]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
+                  coat=(0.3, 0.8), vessels=(0.4, 0.9), fat_patches=(0.0, 0.15), blood=(0.0, 0.05)),
         "size_m": F([0.40, 0.48], "range", 0.05, 3.0, doc="cavity width"),
     },
     "ligament": {
-        **_tissue([[0.60, 0.40, 0.25], [0.85, 0.65, 0.45]], [0.3, 0.5], [0.3, 0.6], 90.0, [0.1, 0.3]),
+        **_tissue([[0.50, 0.32, 0.20], [0.75, 0.55, 0.38]], [0.4, 0.6], [0.2, 0.4], 90.0, [0.1, 0.3],
+                  vessels=(0.2, 0.5), fat_patches=(0.2, 0.5), blood=(0.0, 0.05)),
         "width_m": F([0.02, 0.05], "range", 0.002, 0.3),
     },
     "instruments": {
@@ -108,12 +125,23 @@ SCHEMA: dict[str, dict[str, F]] = {
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
         "tip_distance_m": F([0.025, 0.07], "range", 0.005, 1.0, doc="tip distance from the camera"),
         "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
-        "shaft_color": F([[0.01, 0.01, 0.01], [0.05, 0.05, 0.05]], "color", 0.0, 1.0),
-        "tip_color": F([[0.55, 0.55, 0.55], [0.8, 0.8, 0.8]], "color", 0.0, 1.0),
-        "tip_roughness": F([0.15, 0.35], "range", 0.0, 1.0),
+        "shaft_color": F([[0.008, 0.008, 0.008], [0.03, 0.03, 0.03]], "color", 0.0, 1.0, doc="insulation, linear RGB"),
+        "tip_color": F([[0.45, 0.45, 0.45], [0.7, 0.7, 0.7]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB"),
+        "tip_roughness": F([0.25, 0.45], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
+        "shaft_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="insulated shaft: matte black plastic"),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
                    "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units (procedural "
                    "scenes; patient-mesh scenes derive theirs from the meshes and the scope)"),
+    },
+    "camera_effects": {
+        "enabled": F(True, "bool", doc="image-only effects after rendering; labels never see them"),
+        "vignetting": F([0.15, 0.45], "range", 0.0, 1.0, doc="light fall-off at the field-of-view edge"),
+        "defocus_px": F([0.3, 0.9], "range", 0.0, 10.0, doc="Gaussian blur sigma, pixels at 452 px width"),
+        "noise": F([0.004, 0.015], "range", 0.0, 0.2, doc="sensor noise std (0..1 pixel values, brighter = more)"),
+        "gamma": F([0.9, 1.1], "range", 0.3, 3.0, doc="tone response exponent"),
+        "white_balance": F([0.92, 1.08], "range", 0.5, 2.0, doc="red and blue gains (independent draws)"),
+        "saturation": F([0.85, 1.1], "range", 0.0, 3.0, doc="colour saturation"),
+        "jpeg_quality": F([55, 90], "int_range", 0, 100, doc="video compression quality; 0 = none"),
     },
 }
 

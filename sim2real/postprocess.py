@@ -8,13 +8,16 @@ of one sample in the conventions of :data:`sim2real.dataset.CONVENTIONS`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import __version__
 from .classes import ClassTable
 from .dataset import class_pixel_counts
 
-NO_SURFACE_BLENDER = 1e9  # Blender writes 1e10 where a ray hits nothing
+NO_SURFACE_BLENDER = 1e9
+_DETAIL = ("coat", "vessels", "lobules", "fat_patches", "blood", "bile")  # recorded when non-zero  # Blender writes 1e10 where a ray hits nothing
 
 
 def channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
@@ -60,8 +63,9 @@ def normals_world_to_camera(n_world: np.ndarray, camera_to_world: np.ndarray, ra
 
 
 def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.ndarray,
-            instance_classes: dict[int, int], circle=None, exposure: float = 0.0) -> dict[str, np.ndarray]:
-    """All arrays of one sample from the raw passes."""
+            instance_classes: dict[int, int], circle=None, exposure: float = 0.0,
+            effects=None) -> dict[str, np.ndarray]:
+    """All arrays of one sample from the raw passes; ``effects`` (CameraEffects) touch the image only."""
     rgb = np.stack([channel(image_ch, f"Combined.{c}") for c in "RGB"], -1)
     h, w = rgb.shape[:2]
     index = np.rint(channel(label_ch, "IndexOB.X")).astype(np.int64)
@@ -78,7 +82,12 @@ def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.n
     depth = np.where(surface, depth, np.inf).astype(np.float32)
     normals = normals_world_to_camera(n_world, camera_to_world, pixel_rays(k, w, h))
     normals[~surface] = 0
-    image = linear_to_srgb8(rgb, exposure)
+    if effects is None:
+        image = linear_to_srgb8(rgb, exposure)
+    else:
+        from .camera_effects import apply
+
+        image = apply(rgb, effects, circle, exposure)
     image[~inside] = 0
     return {"image": image, "segmentation": seg, "instances": inst, "depth": depth, "normals": normals}
 
@@ -135,12 +144,14 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
                        "class": table[o.class_id].name, "pixels": int(np.sum(arrays["instances"] == o.instance_id))}
                       for o in desc.objects],
         "materials": {o.name: {"base_color": list(o.material.base_color), "roughness": o.material.roughness,
-                               "specular": o.material.specular, "metallic": o.material.metallic}
+                               "specular": o.material.specular, "metallic": o.material.metallic,
+                               **{k: getattr(o.material, k) for k in _DETAIL if getattr(o.material, k, 0.0)}}
                       for o in desc.objects},
         "class_pixel_counts": class_pixel_counts(arrays["segmentation"], table),
         "render": {"engine": "CYCLES", "samples": desc.render.samples, "denoise": desc.render.denoise,
                    "max_bounces": desc.render.max_bounces, "noise_seed": desc.render.noise_seed,
                    "exposure": desc.render.exposure},
+        "camera_effects": None if getattr(desc, "effects", None) is None else dataclasses.asdict(desc.effects),
         "package_version": __version__,
     }
     if extra:

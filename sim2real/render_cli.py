@@ -159,4 +159,50 @@ def classes():
         click.echo(f"{c.id:3d}  {c.name:16s} rgb{c.color}")
 
 
-commands = [render, verify, preview, presets, classes]
+@click.command()
+@click.option("--real", required=True, type=click.Path(), help="folder of real frames (.jpg/.png)")
+@click.option("--masks", required=True, type=click.Path(), help="folder of their masks (<stem>.png, class values)")
+@click.option("--map", "mapping", required=True, metavar="CLASS=VALUE,...",
+              help="which mask values are which class, e.g. gallbladder=5,tool=6")
+@click.option("--preset", default="default", show_default=True, help="preset to start from")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="calibrated preset to write (.toml)")
+@click.option("--samples", default=12, show_default=True, type=click.IntRange(min=1), help="renders per round")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=0), help="adjustment rounds")
+@click.option("--size", default="160x90", show_default=True, metavar="WxH", help="render size of the rounds")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--real-limit", default=150, show_default=True, type=click.IntRange(min=1),
+              help="real frames used at most (spread evenly)")
+def calibrate(real, masks, mapping, preset, out, samples, rounds, size, seed, real_limit):
+    """Fit a preset's colours and light to real frames; write it with a before/after report.
+
+    Example: sim2real calibrate --real real/images --masks real/masks --map gallbladder=5,tool=6 --out scenes/mine.toml
+    """
+    from .calibrate import CalibrateOptions
+    from .calibrate import calibrate as run_calibrate
+    from .segment.data import parse_mapping
+
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+        if w < 8 or h < 8:
+            raise ValueError
+    except ValueError:
+        raise Sim2RealError(f"--size {size!r}: expected WxH with both at least 8, e.g. 160x90") from None
+    opts = CalibrateOptions(real=real, masks=masks, mapping=parse_mapping(mapping, "--map", True), out=out,
+                            preset=preset, samples=samples, rounds=rounds, size=(w, h), seed=seed,
+                            real_limit=real_limit)
+    opts.check()
+    from .config import load_config
+
+    load_config(preset)  # a bad preset fails before anything renders
+    from .blender import require_bpy
+
+    require_bpy()
+    rep = run_calibrate(opts, log=lambda s: click.echo(s, err=True))
+    for c, v in rep["after"]["classes"].items():
+        click.echo(f"{c}: ΔE76 {rep['before']['classes'][c]['delta_e76']} -> {v['delta_e76']}")
+    click.echo(f"clipped: {100 * rep['before']['clipped_share_render']:.2f} % -> "
+               f"{100 * rep['after']['clipped_share_render']:.2f} % (real {100 * rep['after']['clipped_share_real']:.2f} %)")
+    click.echo(f"preset -> {out}; report -> {out[:-5]}.report.md")
+
+
+commands = [render, verify, preview, presets, classes, calibrate]

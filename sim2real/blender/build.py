@@ -7,6 +7,8 @@ own objects in an open .blend are never touched).
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 from ..scene.description import Material, MeshObject, SceneDescription
@@ -44,48 +46,142 @@ def clear() -> None:
         bpy.data.images.remove(img)
 
 
+class _Graph:
+    """A few helpers that keep the shader graph below readable (node names valid in 4.2-5.0)."""
+
+    def __init__(self, nt):
+        self.nt = nt
+
+    def node(self, kind, **inputs):
+        n = self.nt.nodes.new(kind)
+        for name, value in inputs.items():
+            n.inputs[name.replace("_", " ")].default_value = value
+        return n
+
+    def link(self, out, inp):
+        self.nt.links.new(out, inp)
+
+    def coords(self, coord_out, offset):
+        mapping = self.node("ShaderNodeMapping")
+        mapping.inputs["Location"].default_value = offset
+        self.link(coord_out, mapping.inputs["Vector"])
+        return mapping.outputs["Vector"]
+
+    def noise(self, vec, scale, detail=2.0, roughness=0.5):
+        n = self.node("ShaderNodeTexNoise", Scale=scale, Detail=detail, Roughness=roughness)
+        self.link(vec, n.inputs["Vector"])
+        return n
+
+    def voronoi(self, vec, scale, feature="F1"):
+        v = self.nt.nodes.new("ShaderNodeTexVoronoi")
+        v.feature = feature
+        v.inputs["Scale"].default_value = scale
+        self.link(vec, v.inputs["Vector"])
+        return v
+
+    def map_range(self, value, from_min, from_max, to_min=0.0, to_max=1.0):
+        m = self.node("ShaderNodeMapRange")
+        m.clamp = True
+        for k, v in (("From Min", from_min), ("From Max", from_max), ("To Min", to_min), ("To Max", to_max)):
+            m.inputs[k].default_value = v
+        self.link(value, m.inputs["Value"])
+        return m.outputs["Result"]
+
+    def mix(self, a, b, factor, blend="MIX"):
+        """RGBA mix; ``a``, ``b`` sockets or colours, ``factor`` a socket or a number."""
+        m = self.nt.nodes.new("ShaderNodeMix")
+        m.data_type = "RGBA"
+        m.blend_type = blend
+        for ident, x in (("A_Color", a), ("B_Color", b), ("Factor_Float", factor)):
+            sock = compat.socket(m.inputs, [ident])
+            if isinstance(x, (int, float)):
+                sock.default_value = x
+            elif isinstance(x, tuple):
+                sock.default_value = (*x[:3], 1.0)
+            else:
+                self.link(x, sock)
+        return compat.socket(m.outputs, ["Result_Color"])
+
+
+def _patch(g: _Graph, coord_out, rng, share: float, scale: float):
+    """A factor 0..1 covering about ``share`` of the surface in irregular patches."""
+    vec = g.coords(coord_out, tuple(rng.uniform(-50, 50, 3)))
+    fac = g.noise(vec, scale, detail=4.0, roughness=0.6).outputs["Fac"]
+    # this noise is close to normal with mean 0.5 and sd 0.068 (measured over a rendered plane)
+    t = 0.5 + 0.068 * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
+    return g.map_range(fac, t - 0.01, t + 0.02)
+
+
 def make_material(name: str, m: Material):
+    """A Principled BSDF with procedural tissue detail (all image-only: labels use a flat override)."""
     bpy = require_bpy()
     mat = _tag(bpy.data.materials.new(name))
     compat.use_nodes(mat)
     nt = mat.node_tree
+    g = _Graph(nt)
     bsdf = next(n for n in nt.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
     compat.set_input(bsdf, "Roughness", m.roughness)
     compat.set_input(bsdf, "Metallic", m.metallic)
     compat.set_input(bsdf, ["Specular IOR Level", "Specular"], m.specular)
+    if m.coat > 0:  # a thin wet film: small, sharp highlights over a rougher tissue
+        compat.set_input(bsdf, ["Coat Weight", "Clearcoat"], m.coat)
+        compat.set_input(bsdf, ["Coat Roughness", "Clearcoat Roughness"], m.coat_roughness)
+        if bsdf.inputs.get("Coat IOR") is not None:
+            bsdf.inputs["Coat IOR"].default_value = 1.33  # water
+    textured = (m.color2 is not None and m.noise_strength > 0) or m.vessels or m.lobules or m.fat_patches \
+        or m.blood or m.bile
+    if not textured:
+        bsdf.inputs["Base Color"].default_value = (*m.base_color, 1.0)
+        return mat
+    # the pattern draws are a pure function of the material (same description -> same look)
+    rng = np.random.default_rng(np.frombuffer(np.asarray(m.texture_offset, np.float64).tobytes(), np.uint32))
+    coord = g.node("ShaderNodeTexCoord").outputs["Object"]
+    vec = g.coords(coord, m.texture_offset)
     color = (*m.base_color, 1.0)
-    if m.color2 is not None and m.noise_strength > 0:
-        coord = nt.nodes.new("ShaderNodeTexCoord")
-        mapping = nt.nodes.new("ShaderNodeMapping")
-        mapping.inputs["Location"].default_value = m.texture_offset
-        nt.links.new(coord.outputs["Object"], mapping.inputs["Vector"])
-        noise = nt.nodes.new("ShaderNodeTexNoise")
-        noise.inputs["Scale"].default_value = m.noise_scale
-        noise.inputs["Detail"].default_value = 2.0
-        nt.links.new(mapping.outputs["Vector"], noise.inputs["Vector"])
-        ramp = nt.nodes.new("ShaderNodeMapRange")
-        ramp.inputs["From Min"].default_value = 0.3
-        ramp.inputs["From Max"].default_value = 0.7
-        ramp.inputs["To Max"].default_value = m.noise_strength
-        nt.links.new(noise.outputs["Fac"], ramp.inputs["Value"])
-        mix = nt.nodes.new("ShaderNodeMix")
-        mix.data_type = "RGBA"
-        compat.socket(mix.inputs, ["A_Color"]).default_value = color
-        compat.socket(mix.inputs, ["B_Color"]).default_value = (*m.color2, 1.0)
-        nt.links.new(ramp.outputs["Result"], compat.socket(mix.inputs, ["Factor_Float"]))
-        nt.links.new(compat.socket(mix.outputs, ["Result_Color"]), bsdf.inputs["Base Color"])
-        if m.bump > 0:
-            bump_noise = nt.nodes.new("ShaderNodeTexNoise")
-            bump_noise.inputs["Scale"].default_value = m.noise_scale * 4
-            bump_noise.inputs["Detail"].default_value = 1.0
-            nt.links.new(mapping.outputs["Vector"], bump_noise.inputs["Vector"])
-            bump = nt.nodes.new("ShaderNodeBump")
-            bump.inputs["Strength"].default_value = min(1.0, 0.3 * m.bump)
-            bump.inputs["Distance"].default_value = 0.0005
-            nt.links.new(bump_noise.outputs["Fac"], bump.inputs["Height"])
-            nt.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
-    else:
+    if m.color2 is not None and m.noise_strength > 0:  # large-scale mottling
+        fac = g.map_range(g.noise(vec, m.noise_scale).outputs["Fac"], 0.3, 0.7, 0.0, m.noise_strength)
+        color = g.mix(tuple(m.base_color), tuple(m.color2), fac)
+    height = None
+    if m.lobules > 0:  # lobules: cells bright at the centre, darker at the borders
+        dist = g.voronoi(vec, m.lobule_scale, "F1").outputs["Distance"]
+        shade = g.map_range(dist, 0.1, 0.75, 1.0, 1.0 - 0.6 * m.lobules)
+        color = g.mix(color, shade, 1.0, "MULTIPLY")
+        height = g.map_range(dist, 0.0, 0.8, m.lobules, 0.0)
+    if m.fat_patches > 0:
+        color = g.mix(color, tuple(m.fat_color), _patch(g, coord, rng, m.fat_patches, m.noise_scale * 1.5))
+    if m.vessels > 0:  # meandering vessels: thin iso-lines of a smooth noise, a coarse and a fine net
+        for scale, width, weight in ((m.noise_scale * 0.5, 0.03, 1.0), (m.noise_scale * 1.6, 0.02, 0.6)):
+            n = g.noise(g.coords(coord, tuple(rng.uniform(-50, 50, 3))), scale, detail=1.0, roughness=0.5)
+            off = g.node("ShaderNodeMath")
+            off.operation = "SUBTRACT"
+            g.link(n.outputs["Fac"], off.inputs[0])
+            off.inputs[1].default_value = 0.5
+            ab = g.node("ShaderNodeMath")
+            ab.operation = "ABSOLUTE"
+            g.link(off.outputs["Value"], ab.inputs[0])
+            color = g.mix(color, tuple(m.vessel_color), g.map_range(ab.outputs["Value"], 0.0, width,
+                                                                     m.vessels * weight, 0.0))
+    if m.bile > 0:
+        color = g.mix(color, (0.22, 0.17, 0.02), g.map_range(
+            _patch(g, coord, rng, m.bile, m.noise_scale * 0.8), 0.0, 1.0, 0.0, 0.8))
+    if m.blood > 0:
+        color = g.mix(color, (0.09, 0.004, 0.004), g.map_range(
+            _patch(g, coord, rng, m.blood, m.noise_scale * 0.4), 0.0, 1.0, 0.0, 0.9))
+    if isinstance(color, tuple):
         bsdf.inputs["Base Color"].default_value = color
+    else:
+        g.link(color, bsdf.inputs["Base Color"])
+    if m.bump > 0:
+        bump_noise = g.noise(vec, m.noise_scale * 4, detail=1.0).outputs["Fac"]
+        if height is not None:
+            add = g.node("ShaderNodeMath")
+            add.operation = "ADD"
+            g.link(bump_noise, add.inputs[0])
+            g.link(height, add.inputs[1])
+            bump_noise = add.outputs["Value"]
+        bump = g.node("ShaderNodeBump", Strength=min(1.0, 0.3 * m.bump), Distance=0.0005)
+        g.link(bump_noise, bump.inputs["Height"])
+        g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
     return mat
 
 

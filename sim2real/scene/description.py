@@ -22,6 +22,17 @@ class Material:
     noise_strength: float = 0.0
     bump: float = 0.0
     texture_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # image-only detail (0 = off): wet coat, vessels, lobules, fat patches, stains
+    coat: float = 0.0
+    coat_roughness: float = 0.05
+    vessels: float = 0.0
+    vessel_color: tuple[float, float, float] = (0.15, 0.02, 0.03)
+    lobules: float = 0.0
+    lobule_scale: float = 300.0  # 1/m
+    fat_patches: float = 0.0
+    fat_color: tuple[float, float, float] = (0.6, 0.4, 0.1)
+    blood: float = 0.0
+    bile: float = 0.0
 
 
 @dataclass
@@ -75,6 +86,20 @@ class Instrument:
 
 
 @dataclass
+class CameraEffects:
+    """Image-only effects of the scope camera, applied after rendering (see sim2real/camera_effects.py)."""
+
+    vignetting: float
+    defocus_px: float  # Gaussian sigma in pixels of this image
+    noise: float
+    gamma: float
+    gains: tuple[float, float, float]  # white balance, linear RGB
+    saturation: float
+    jpeg_quality: int  # 0 = no compression
+    seed: int
+
+
+@dataclass
 class RenderSettings:
     samples: int
     denoise: bool
@@ -99,6 +124,7 @@ class SceneDescription:
     target_point: np.ndarray | None = None
     instruments_requested: int = 0
     instruments_note: str = ""  # why fewer than requested were placed ("" when all were)
+    effects: CameraEffects | None = None  # None: the rendered image as is
     meta: dict = field(default_factory=dict)  # extra top-level meta.json entries (e.g. a user scene's source)
 
     def instance_table(self) -> list[dict]:

@@ -17,7 +17,7 @@ from ..config import class_table
 from ..defaults import TISSUES
 from ..errors import Sim2RealError
 from . import shapes
-from .description import Camera, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
+from .description import Camera, CameraEffects, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
 from .geometry import RayCaster, inside_closed_mesh, intrinsics, look_at_opencv, normalize, vertex_normals
 from .meshio import load_mesh
 
@@ -36,12 +36,18 @@ def _u(rng: np.random.Generator, r) -> float:
     return float(lo if lo == hi else rng.uniform(lo, hi))
 
 
+def _color(rng, rng_range) -> np.ndarray:
+    lo, hi = np.asarray(rng_range[0]), np.asarray(rng_range[1])
+    return lo + (hi - lo) * rng.random(3)
+
+
 def sample_material(rng: np.random.Generator, sec: dict) -> Material:
-    lo, hi = np.asarray(sec["color"][0]), np.asarray(sec["color"][1])
-    base = lo + (hi - lo) * rng.random(3)
+    """One tissue look from a tissue section of the preset (the 'material' stream only)."""
+    base = _color(rng, sec["color"])
     base = np.clip(base * (1 + rng.normal(0, _u(rng, sec["color_variation"]), 3)), 0, 1)
     strength = _u(rng, sec["noise_strength"])
     color2 = np.clip(base * rng.uniform(0.45, 0.75) + rng.normal(0, 0.02, 3), 0, 1)
+    fat = np.clip(np.array([0.62, 0.42, 0.10]) * rng.uniform(0.75, 1.15) + rng.normal(0, 0.02, 3), 0, 1)
     return Material(
         base_color=tuple(float(c) for c in base),
         roughness=_u(rng, sec["roughness"]),
@@ -51,6 +57,44 @@ def sample_material(rng: np.random.Generator, sec: dict) -> Material:
         noise_strength=strength,
         bump=_u(rng, sec["bump"]),
         texture_offset=tuple(float(x) for x in rng.uniform(-100, 100, 3)),
+        coat=_u(rng, sec["coat"]),
+        coat_roughness=_u(rng, sec["coat_roughness"]),
+        vessels=_u(rng, sec["vessels"]),
+        vessel_color=tuple(float(c) for c in _color(rng, sec["vessel_color"])),
+        lobules=_u(rng, sec["lobules"]),
+        lobule_scale=float(sec["lobule_scale"]) * rng.uniform(0.8, 1.25),
+        fat_patches=_u(rng, sec["fat_patches"]),
+        fat_color=tuple(float(c) for c in fat),
+        blood=_u(rng, sec["blood"]),
+        bile=_u(rng, sec["bile"]),
+    )
+
+
+def sample_tool_materials(rng: np.random.Generator, ic: dict) -> tuple[Material, Material]:
+    """(shaft, tip): a matte black insulated shaft and brushed-metal jaws/hook."""
+    shaft = Material(base_color=tuple(float(c) for c in _color(rng, ic["shaft_color"]).mean() * np.ones(3)),
+                     roughness=_u(rng, ic["shaft_roughness"]), specular=0.3, metallic=0.0,
+                     coat=float(rng.uniform(0.0, 0.3)), coat_roughness=float(rng.uniform(0.2, 0.4)))
+    grey = _color(rng, ic["tip_color"]).mean()
+    tip = Material(base_color=tuple(float(grey * t) for t in rng.uniform(0.97, 1.03, 3)),
+                   roughness=_u(rng, ic["tip_roughness"]), specular=0.5, metallic=1.0)
+    return shaft, tip
+
+
+def sample_camera_effects(rng: np.random.Generator, ce: dict, width: int) -> CameraEffects | None:
+    """Image-only camera effects of one sample (None when switched off)."""
+    if not ce["enabled"]:
+        return None
+    lo, hi = ce["jpeg_quality"]
+    return CameraEffects(
+        vignetting=_u(rng, ce["vignetting"]),
+        defocus_px=_u(rng, ce["defocus_px"]) * width / 452,
+        noise=_u(rng, ce["noise"]),
+        gamma=_u(rng, ce["gamma"]),
+        gains=(_u(rng, ce["white_balance"]), 1.0, _u(rng, ce["white_balance"])),
+        saturation=_u(rng, ce["saturation"]),
+        jpeg_quality=int(rng.integers(lo, hi + 1)),
+        seed=int(rng.integers(0, 2**31 - 1)),
     )
 
 
@@ -73,7 +117,8 @@ class Sampler:
     def streams(seed: int, index: int) -> dict[str, np.random.Generator]:
         """One independent generator per concern, from (seed, index) alone."""
         ss = np.random.SeedSequence([int(seed), int(index)])
-        names = ("shape", "material", "camera", "tools", "light", "render")
+        # appended names only: a new stream never changes what the earlier ones draw
+        names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects")
         return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
@@ -89,10 +134,13 @@ class Sampler:
         if note:
             log.warning("sample %d (seed %d): %s", index, seed, note)
         for inst, shaft, tip in instruments:
+            # the look of the tools comes from its own stream: placement draws stay as they were
+            shaft.material, tip.material = sample_tool_materials(r["appearance"], cfg["instruments"])
             objects += [shaft, tip]
+        effects = sample_camera_effects(r["camera_effects"], cfg["camera_effects"], camera.width)
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
                                 render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
-                                target_class=target_class, target_point=target_point,
+                                target_class=target_class, target_point=target_point, effects=effects,
                                 instruments_requested=requested, instruments_note=note)
 
     def render_settings(self, rng: np.random.Generator) -> RenderSettings:

@@ -1,0 +1,125 @@
+"""Image-only effects of a laparoscope's camera, applied after rendering (numpy only).
+
+Order follows the light path: white balance and vignetting on scene-linear light, a
+slight defocus blur, the tone response (gamma, saturation) and 8-bit quantisation,
+sensor noise, then video (JPEG) compression. Every draw comes from the sample's
+:class:`~sim2real.scene.description.CameraEffects` (its ``seed`` included), so the same
+sample always gives the same image; labels never pass through here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scene.description import CameraEffects
+
+
+def vignette(width: int, height: int, strength: float, circle=None) -> np.ndarray:
+    """(H, W) gain: 1 at the centre of the field of view, 1 - strength at its edge (cos^4-like)."""
+    if circle is None:
+        cx, cy, r = width / 2, height / 2, float(np.hypot(width, height)) / 2
+    else:
+        cx, cy, r = circle
+    yy, xx = np.mgrid[0:height, 0:width]
+    rr = np.minimum(np.hypot(xx + 0.5 - cx, yy + 0.5 - cy) / max(r, 1e-6), 1.0)
+    return 1.0 - strength * rr ** 2.5
+
+
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of an (H, W, C) float image (edges replicated)."""
+    if sigma < 0.05:
+        return img
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = np.arange(-radius, radius + 1)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    out = img
+    for axis in (0, 1):
+        pad = [(0, 0)] * img.ndim
+        pad[axis] = (radius, radius)
+        p = np.pad(out, pad, mode="edge")
+        n = out.shape[axis]
+        acc = np.zeros_like(out)
+        for i, w in enumerate(k):
+            acc += w * np.take(p, np.arange(i, i + n), axis=axis)
+        out = acc
+    return out
+
+
+# the JPEG standard's luminance and chrominance quantisation tables (quality 50)
+_Q_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], float).reshape(8, 8)
+_Q_CHROMA = np.full((8, 8), 99.0)
+_Q_CHROMA[:4, :4] = np.array([17, 18, 24, 47, 18, 21, 26, 66, 24, 26, 56, 99, 47, 66, 99, 99], float).reshape(4, 4)
+
+
+def _dct_matrix(n: int = 8) -> np.ndarray:
+    k = np.arange(n)
+    m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+def _quantise_plane(plane: np.ndarray, q: np.ndarray) -> np.ndarray:
+    h, w = plane.shape
+    ph, pw = -h % 8, -w % 8
+    p = np.pad(plane, ((0, ph), (0, pw)), mode="edge") - 128.0
+    blocks = p.reshape(p.shape[0] // 8, 8, p.shape[1] // 8, 8).transpose(0, 2, 1, 3)
+    d = _dct_matrix()
+    coef = d @ blocks @ d.T
+    coef = np.round(coef / q) * q
+    back = (d.T @ coef @ d).transpose(0, 2, 1, 3).reshape(p.shape) + 128.0
+    return back[:h, :w]
+
+
+def jpeg_artifacts(img8: np.ndarray, quality: int) -> np.ndarray:
+    """The lossy part of baseline JPEG (YCbCr, 4:2:0 chroma, 8x8 DCT quantisation), in numpy.
+
+    Entropy coding is lossless, so this gives a JPEG codec's blocking and ringing at
+    ``quality`` (1..100) without an image library (Blender's own Python has none).
+    """
+    quality = int(np.clip(quality, 1, 100))
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    ql = np.clip(np.floor((_Q_LUMA * scale + 50) / 100), 1, 255)
+    qc = np.clip(np.floor((_Q_CHROMA * scale + 50) / 100), 1, 255)
+    x = img8.astype(np.float64)
+    y = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+    cb = 128 - 0.168736 * x[..., 0] - 0.331264 * x[..., 1] + 0.5 * x[..., 2]
+    cr = 128 + 0.5 * x[..., 0] - 0.418688 * x[..., 1] - 0.081312 * x[..., 2]
+    h, w = y.shape
+    y = _quantise_plane(y, ql)
+    chroma = []
+    for c in (cb, cr):
+        c2 = np.pad(c, ((0, h % 2), (0, w % 2)), mode="edge")
+        small = c2.reshape(c2.shape[0] // 2, 2, c2.shape[1] // 2, 2).mean((1, 3))
+        small = _quantise_plane(small, qc)
+        chroma.append(np.repeat(np.repeat(small, 2, 0), 2, 1)[:h, :w])
+    cb, cr = chroma
+    rgb = np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                    y + 1.772 * (cb - 128)], -1)
+    return np.round(np.clip(rgb, 0, 255)).astype(np.uint8)
+
+
+def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: float = 0.0) -> np.ndarray:
+    """Scene-linear (H, W, 3) render -> 8-bit sRGB camera image with the effects of ``fx``."""
+    from .postprocess import linear_to_srgb8
+
+    h, w = rgb_linear.shape[:2]
+    rng = np.random.default_rng(fx.seed)
+    x = rgb_linear.astype(np.float64) * (2.0 ** exposure) * np.asarray(fx.gains)
+    x = x * vignette(w, h, fx.vignetting, circle)[..., None]
+    x = gaussian_blur(x, fx.defocus_px)
+    x = np.clip(x, 0.0, 1.0) ** fx.gamma
+    if fx.saturation != 1.0:
+        grey = x @ np.array([0.2126, 0.7152, 0.0722])
+        x = np.clip(grey[..., None] + fx.saturation * (x - grey[..., None]), 0.0, 1.0)
+    srgb = linear_to_srgb8(x).astype(np.float64) / 255.0
+    if fx.noise > 0:  # shot-like noise: stronger in brighter pixels, plus a read-noise floor
+        std = fx.noise * np.sqrt(0.25 + srgb)
+        srgb = srgb + rng.normal(0.0, 1.0, srgb.shape) * std
+    img = np.round(np.clip(srgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if fx.jpeg_quality > 0:
+        img = jpeg_artifacts(img, fx.jpeg_quality)
+    return img

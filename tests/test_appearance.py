@@ -1,0 +1,102 @@
+"""Appearance is image-only: camera effects, tissue looks and their statistics (no bpy)."""
+
+import io
+
+import numpy as np
+import pytest
+
+from sim2real.appearance import ColourStats, delta_e76, lab_to_linear, srgb8_to_lab
+from sim2real.camera_effects import apply, jpeg_artifacts, vignette
+from sim2real.config import load_config
+from sim2real.postprocess import process
+from sim2real.scene.description import CameraEffects
+from sim2real.scene.sampler import Sampler
+
+FX = CameraEffects(vignetting=0.3, defocus_px=0.7, noise=0.01, gamma=1.05, gains=(1.05, 1.0, 0.95),
+                   saturation=0.95, jpeg_quality=70, seed=5)
+
+
+def _passes(h=36, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    img = {f"V.Combined.{c}": rng.uniform(0, 0.8, (h, w)).astype(np.float32) for c in "RGB"}
+    lab = {"V.IndexOB.X": np.where(np.arange(w)[None, :] < w // 2, 1.0, 2.0) * np.ones((h, 1)),
+           "V.Depth.Z": np.full((h, w), 0.05), **{f"V.Normal.{a}": np.full((h, w), v) for a, v in zip("XYZ", (0, 0, 1))}}
+    k = np.array([[50.0, 0, w / 2], [0, 50.0, h / 2], [0, 0, 1]])
+    return img, lab, k
+
+
+def test_effects_change_the_image_only_and_repeat_exactly():
+    img, lab, k = _passes()
+    plain = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30))
+    a = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=FX)
+    b = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=FX)
+    for key in ("segmentation", "instances", "depth", "normals"):
+        assert np.array_equal(plain[key], a[key]), key
+    assert np.array_equal(a["image"], b["image"])  # deterministic per sample seed
+    assert not np.array_equal(a["image"], plain["image"])
+    c = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30),
+                effects=CameraEffects(**{**FX.__dict__, "seed": 6}))
+    assert not np.array_equal(a["image"], c["image"])  # the noise follows the seed
+    assert (a["image"][~np.isfinite(a["depth"])] == 0).all()  # black outside the field of view
+
+
+def test_vignetting_darkens_the_edge_of_the_field_of_view():
+    g = vignette(64, 36, 0.4, (32, 18, 18))
+    assert g[18, 32] == pytest.approx(1.0, abs=0.01)
+    assert g[18, 14] == pytest.approx(0.6, abs=0.03)  # 18 px from the centre = the circle's edge
+    flat = np.full((36, 64, 3), 0.2)
+    out = apply(flat, CameraEffects(0.4, 0.0, 0.0, 1.0, (1, 1, 1), 1.0, 0, 0), (32, 18, 18))
+    assert out[18, 32, 0] > out[18, 16, 0] + 10
+
+
+def test_numpy_jpeg_is_close_to_a_real_codec():
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:64, 0:96]
+    img = np.clip(np.stack([128 + 60 * np.sin(xx / 9) * np.cos(yy / 7), 100 + 50 * np.sin(yy / 5 + xx / 13),
+                            90 + 40 * np.cos(xx / 4)], -1), 0, 255).astype(np.uint8)
+    for q in (40, 85):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=q, subsampling=2)
+        codec = np.asarray(Image.open(buf).convert("RGB")).astype(float)
+        ours = jpeg_artifacts(img, q).astype(float)
+        err_codec, err_ours = np.abs(codec - img).mean(), np.abs(ours - img).mean()
+        assert 0.5 * err_codec < err_ours < 2.0 * err_codec + 1.0
+    assert jpeg_artifacts(img, 20).astype(float).std() > 0  # still an image
+    assert np.abs(jpeg_artifacts(img, 20).astype(float) - img).mean() > np.abs(jpeg_artifacts(img, 95).astype(float) - img).mean()
+
+
+def test_appearance_settings_never_move_geometry_or_labels_inputs():
+    """Colours, stains, tool looks and camera effects draw from their own streams."""
+    base = load_config("default", {"render.resolution": [64, 36]})
+    looks = load_config("default", {"render.resolution": [64, 36], "gallbladder.color": [0.5, 0.1, 0.4],
+                                    "liver.blood": [0.5, 0.9], "camera_effects.enabled": False,
+                                    "instruments.shaft_color": [0.2, 0.2, 0.2], "light.color": [1.0, 0.5, 0.5]})
+    for i in range(3):
+        a, b = Sampler(base)(3, i), Sampler(looks)(3, i)
+        assert [o.name for o in a.objects] == [o.name for o in b.objects]
+        for oa, ob in zip(a.objects, b.objects):
+            assert np.array_equal(oa.vertices, ob.vertices) and np.array_equal(oa.faces, ob.faces)
+        assert np.array_equal(a.camera.camera_to_world, b.camera.camera_to_world)
+        assert a.render.fov_mask == b.render.fov_mask
+        assert a.effects is not None and b.effects is None
+        shafts = [o for o in b.objects if o.name.endswith("_shaft")]
+        assert shafts and all(np.allclose(o.material.base_color, 0.2) and o.material.metallic == 0 for o in shafts)
+        assert all(o.material.metallic == 1.0 for o in b.objects if o.name.endswith("_tip"))
+
+
+def test_lab_conversion_matches_reference_values():
+    # reference values from the CIE formulas (D65): white, mid grey, pure red
+    assert np.allclose(srgb8_to_lab(np.array([255, 255, 255], np.uint8)), [100, 0, 0], atol=0.01)
+    assert np.allclose(srgb8_to_lab(np.array([119, 119, 119], np.uint8)), [50.0, 0, 0], atol=0.3)
+    assert np.allclose(srgb8_to_lab(np.array([255, 0, 0], np.uint8)), [53.24, 80.09, 67.20], atol=0.05)
+    lab = np.array([42.0, 17.0, 3.0])
+    assert np.allclose(srgb8_to_lab(np.round(255 * np.clip(lab_to_linear(lab), 0, 1) ** (1 / 2.2)).astype(np.uint8)),
+                       lab, atol=3)  # round trip through an approximate encoding stays close
+    s = ColourStats(["a"])
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:2] = (255, 0, 0)
+    img[2:] = 255
+    s.add(img, np.array([[1] * 4] * 2 + [[0] * 4] * 2), np.ones((4, 4), bool))
+    assert delta_e76(s.mean("a"), [53.24, 80.09, 67.20]) < 0.05
+    assert s.clipped_share == 1.0
