@@ -126,25 +126,40 @@ def export_cmd(run, out):
               help="Segmenter checkpoint trained on real frames: record each variant's semantic consistency.")
 @click.option("--min-consistency", type=float, default=None,
               help="Redraw variants whose consistency (mean Dice vs the render's labels) is below this.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Translate only renders whose position % N == I (one process per GPU or array task).")
+@click.option("--io-threads", type=int, default=2, show_default=True,
+              help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
-                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, threads):
+                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard, io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
-    from ..dataset import open_dataset
+    from ..pipeline import parse_shard
     from ..progress import Progress
-    from .inference import translate_dataset
+    from .inference import TranslateOptions, open_source, run_translation
+    from .trainer import pick_device
 
     if threads:
         torch.set_num_threads(threads)
-    n = len(open_dataset(data))
-    with Progress(n * k, "translate", "variants") as bar:
-        summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
-                                    style_from=list(style_from) or None, batch=batch, device=device,
-                                    min_structure=min_structure, max_redraws=max_redraws,
-                                    precision=precision, keep_fov=keep_fov, segmenter=segmenter,
-                                    min_consistency=min_consistency, progress=bar)
+    opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
+                            style_from=list(style_from) or None, batch=batch, device=device,
+                            precision=precision, min_structure=min_structure, max_redraws=max_redraws,
+                            keep_fov=keep_fov, segmenter=segmenter, min_consistency=min_consistency,
+                            shard=parse_shard(shard), io_threads=io_threads)
+    opts.check(has_scorer=segmenter is not None)
+    src = open_source(data)
+    scorer = None
+    if segmenter is not None:
+        # The command layer joins the two packages; translate/inference.py never imports segment/.
+        from ..segment.consistency import ConsistencyScorer
+
+        scorer = ConsistencyScorer(segmenter, src.classes, device=str(pick_device(device)))
+    i, n = opts.shard
+    mine = len(range(i, len(src), n))
+    with Progress(mine * k, "translate" if n == 1 else f"translate {i}/{n}", "variants") as bar:
+        summary = run_translation(opts, scorer, progress=bar)
     below_c = f", {summary['below_min_consistency']} below --min-consistency" if min_consistency is not None else ""
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure{below_c}; "
