@@ -119,10 +119,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.lr_step, o.lr_gamma)
         self.step = 0
         self.use_bf16 = self.device.type == "cuda" and cfg.train.precision == "bf16"
-        self._gen_fwd, self._dis_fwd = self._gen_forward, self._dis_forward
-        if cfg.train.compile:
-            self._gen_fwd = torch.compile(self._gen_forward)
-            self._dis_fwd = torch.compile(self._dis_forward)
+        self._gen_fwd = torch.compile(self._gen_forward) if cfg.train.compile else self._gen_forward
         self._log_acc: dict[str, torch.Tensor] = {}
         self._log_n = 0
         self.last_logged: dict[str, float] = {}
@@ -167,56 +164,42 @@ class Trainer:
         return x
 
     def _gen_forward(self, xs, xr, s_rand, use_real_style, noise_r, noise_s2r):
+        """Every image, code and discriminator score of a step. Decodes (and discriminator
+        calls) that share a network run as one batched call: same values per item (every
+        norm is per sample), fewer and larger kernels."""
+        b = xs.shape[0]
         c_s = self.gen_sim.encode(xs)
         c_r, s_r = self.gen_real.encode(xr, noise_r)
         # Half the steps translate with the current real image's style, half with N(0, I).
         s_t = torch.where(use_real_style, s_r.detach(), s_rand)
-        xs_rec = self.gen_sim.decode(c_s)
-        xr_rec = self.gen_real.decode(c_r, s_r)
-        x_s2r = self.gen_real.decode(c_s, s_t)
-        x_r2s = self.gen_sim.decode(c_r)
+        xs_rec, x_r2s = self.gen_sim.decode(torch.cat([c_s, c_r])).split(b)
+        xr_rec, x_s2r = self.gen_real.decode(torch.cat([c_r, c_s]), torch.cat([s_r, s_t])).split(b)
         c_s_rec, s_t_rec = self.gen_real.encode(x_s2r, noise_s2r)
         c_r_rec = self.gen_sim.encode(x_r2s)
         x_s2r2s = self.gen_sim.decode(c_s_rec)
         x_r2s2r = self.gen_real.decode(c_r_rec, s_r)
+        d_real = [d.split(b) for d in self.dis_real(torch.cat([xr, x_s2r]))]
+        d_sim = [d.split(b) for d in self.dis_sim(torch.cat([xs, x_r2s]))]
         return dict(c_s=c_s, c_r=c_r, s_t=s_t, xs_rec=xs_rec, xr_rec=xr_rec, x_s2r=x_s2r, x_r2s=x_r2s,
                     c_s_rec=c_s_rec, s_t_rec=s_t_rec, c_r_rec=c_r_rec, x_s2r2s=x_s2r2s, x_r2s2r=x_r2s2r,
-                    d_s2r=self.dis_real(x_s2r), d_r2s=self.dis_sim(x_r2s))
-
-    def _dis_forward(self, xs, xr):
-        return self.dis_real(xr), self.dis_sim(xs)
+                    d_r=[d[0] for d in d_real], d_s2r=[d[1] for d in d_real],
+                    d_s=[d[0] for d in d_sim], d_r2s=[d[1] for d in d_sim])
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One generator update then one discriminator update (on the same, detached fakes).
+        """One generator update and one discriminator update (on the same fakes).
 
         Returns the step's losses as 0-d tensors (no host sync; ``float()`` them when needed).
-        The discriminators' scores of the fakes are computed once: the generator loss
-        back-propagates through them into the generators only (``inputs=``), and the
-        discriminator loss reuses them for its own parameters, which is what a second
-        forward on the detached fakes computed (the discriminators have not changed yet).
+        The discriminators score the fakes once: the generator loss back-propagates
+        through those scores into the generators only (``inputs=``), the discriminator
+        loss into the discriminators only, which is what the MUNIT order (generator
+        update, then a discriminator forward on the detached fakes) computes: the
+        discriminators have not changed in between, and the fakes are the same.
         """
-        cfg, lw = self.cfg, self.cfg.loss
         dev = self.device
         b = {k: (v.to(dev, non_blocking=True) if v is not None else None) for k, v in self.draw_batch(self.step).items()}
-        xs, xr = b["xs"], b["xr"]
         for net in (self.gen_sim, self.gen_real, self.dis_sim, self.dis_real):
             net.train()
-        with self._autocast():
-            o = self._gen_fwd(xs, xr, b["s_rand"], b["use_real"], b["noise_r"], b["noise_s2r"])
-            d_r, d_s = self._dis_fwd(xs, xr)
-        # Losses in fp32 whatever the autocast dtype.
-        parts = {
-            "gan": gan_g_loss(o["d_s2r"], cfg.model.gan_type) + gan_g_loss(o["d_r2s"], cfg.model.gan_type),
-            "recon_x": l1(o["xs_rec"], xs) + l1(o["xr_rec"], xr),
-            "recon_c": l1(o["c_s_rec"], o["c_s"]) + l1(o["c_r_rec"], o["c_r"]),
-            "recon_s": l1(o["s_t_rec"], o["s_t"]),
-            "cycle": l1(o["x_s2r2s"], xs) + l1(o["x_r2s2r"], xr),
-            "struct_s2r": structure_loss(xs, o["x_s2r"]),
-            "struct_r2s": structure_loss(xr, o["x_r2s"]),
-        }
-        g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
-        d_loss = lw.gan * (gan_d_loss(d_r, o["d_s2r"], cfg.model.gan_type)
-                           + gan_d_loss(d_s, o["d_r2s"], cfg.model.gan_type))
+        g_loss, d_loss, parts = self.losses(b)
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         g_loss.backward(inputs=self._params(self.opt_g), retain_graph=True)
@@ -230,6 +213,28 @@ class Trainer:
         self.step += 1
         return {"d": d_loss.detach(), "g": g_loss.detach(), **{k: v.detach() for k, v in parts.items()},
                 "skipped": torch.maximum(skip_g, skip_d)}
+
+    def losses(self, b: dict) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(generator loss, discriminator loss, the generator loss terms before weighting) of a batch from
+        :meth:`draw_batch` (on the device)."""
+        cfg, lw = self.cfg, self.cfg.loss
+        xs, xr = b["xs"], b["xr"]
+        with self._autocast():
+            o = self._gen_fwd(xs, xr, b["s_rand"], b["use_real"], b["noise_r"], b["noise_s2r"])
+        # Losses in fp32 whatever the autocast dtype.
+        parts = {
+            "gan": gan_g_loss(o["d_s2r"], cfg.model.gan_type) + gan_g_loss(o["d_r2s"], cfg.model.gan_type),
+            "recon_x": l1(o["xs_rec"], xs) + l1(o["xr_rec"], xr),
+            "recon_c": l1(o["c_s_rec"], o["c_s"]) + l1(o["c_r_rec"], o["c_r"]),
+            "recon_s": l1(o["s_t_rec"], o["s_t"]),
+            "cycle": l1(o["x_s2r2s"], xs) + l1(o["x_r2s2r"], xr),
+            "struct_s2r": structure_loss(xs, o["x_s2r"]),
+            "struct_r2s": structure_loss(xr, o["x_r2s"]),
+        }
+        g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
+        d_loss = lw.gan * (gan_d_loss(o["d_r"], o["d_s2r"], cfg.model.gan_type)
+                           + gan_d_loss(o["d_s"], o["d_r2s"], cfg.model.gan_type))
+        return g_loss, d_loss, parts
 
     @staticmethod
     def _params(opt) -> list[torch.Tensor]:
