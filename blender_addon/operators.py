@@ -291,8 +291,8 @@ class SIM2REAL_OT_render_preview(_Run, bpy.types.Operator):
 # --- translate -----------------------------------------------------------------------
 
 _TRANSLATE = ("import sys; sys.path.insert(0, sys.argv[1]); "
-              "from sim2real.translate.inference import translate_dataset; "
-              "print(translate_dataset(sys.argv[2], sys.argv[3], sys.argv[4], k=int(sys.argv[5])))")
+              "from sim2real.translate.inference import TranslateOptions, run_translation; "
+              "print(run_translation(TranslateOptions(sys.argv[2], sys.argv[3], sys.argv[4], k=int(sys.argv[5]))))")
 
 
 def translate_command(s) -> tuple[str, str, str, str]:

@@ -224,8 +224,11 @@ def segmenter(world):
 
 
 def test_min_consistency_scores_redraws_and_records(world, segmenter, tmp_path):
+    from sim2real.segment.consistency import ConsistencyScorer
+
+    scorer = ConsistencyScorer(segmenter, open_dataset(world["render"]).classes, device="cpu")
     s = translate_dataset(world["ckpt"], world["render"], tmp_path / "c", k=2, segmenter=segmenter,
-                          min_consistency=1.0, max_redraws=1)
+                          scorer=scorer, min_consistency=1.0, max_redraws=1)
     recs = [json.loads((p / "meta.json").read_text())["translation"] for p in (tmp_path / "c/samples").iterdir()]
     assert len(recs) == 12
     for r in recs:
@@ -254,3 +257,30 @@ def test_evaluate_with_segmenter_reports_consistency(world, segmenter, tmp_path,
     assert set(rep["untranslated"]) == {"gallbladder", "tool", "mean"}
     assert len(rep["per_variant"]) == 12
     assert "consistency: Dice, mean" in capsys.readouterr().out
+
+
+def _tree(root):
+    """{relative path: bytes} of every file of a data set folder."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_shards_equal_one_process_and_rerun_safely(world, tmp_path):
+    one = translate_dataset(world["ckpt"], world["render"], tmp_path / "one", k=2, seed=5, batch=4, io_threads=0)
+    parts = [translate_dataset(world["ckpt"], world["render"], tmp_path / "sharded", k=2, seed=5, batch=4,
+                               shard=(i, 2)) for i in (1, 0)]
+    # renders at positions 0, 2, 4 go to shard 0, 1, 3, 5 to shard 1: disjoint, together everything
+    assert [p["variants_written"] for p in parts] == [6, 6] and one["variants_written"] == 12
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "sharded")
+    again = translate_dataset(world["ckpt"], world["render"], tmp_path / "sharded", k=2, seed=5, batch=4,
+                              shard=(1, 2))
+    assert again["variants_written"] == 0 and again["variants_skipped"] == 6
+    with pytest.raises(Exception, match=r"--shard 2/2: need 0 <= i < n"):
+        translate_dataset(world["ckpt"], world["render"], tmp_path / "x", shard=(2, 2))
+
+
+def test_inference_does_not_import_the_segmenter_package():
+    import subprocess
+
+    code = "import sys, sim2real.translate.inference; print(any(m.startswith('sim2real.segment') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -30,17 +30,54 @@ from ..errors import Sim2RealError
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, threads):
-    """Train the unpaired sim -> real translator."""
+    """Train the unpaired sim -> real translator (under torchrun: one translator across N processes)."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
+    device, rank, world = _init_distributed(device)
+    try:
+        _train(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, rank, world)
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _init_distributed(device: str) -> tuple[str, int, int]:
+    """Join the torchrun job this process belongs to, if any: (device, rank, world size).
+
+    One process per GPU (cuda:LOCAL_RANK, NCCL) when CUDA is used; gloo on the CPU.
+    """
+    import os
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return device, 0, 1
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device != "cpu" and torch.cuda.is_available()
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise Sim2RealError("--device cuda requested but PyTorch sees no CUDA GPU; use --device cpu")
+    if cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    else:
+        device = "cpu"
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return device, dist.get_rank(), dist.get_world_size()
+
+
+def _train(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, rank, world):
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .config import TranslatorConfig, load_config
     from .data import RealFrames, SimImages
     from .trainer import Trainer
 
-    if threads:
-        torch.set_num_threads(threads)
+    say = (lambda msg: click.echo(msg, err=True)) if rank == 0 else (lambda msg: None)
     ck_path = out / CHECKPOINT_NAME
     overrides: dict = {"train": {}}
     if precision is not None:
@@ -51,6 +88,10 @@ def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision,
         if not ck_path.is_file():
             raise Sim2RealError(f"--resume: {ck_path} not found; start a new run without --resume")
         ck = load_checkpoint(ck_path, kinds=("train",))
+        if int(ck.get("world_size", 1)) != world:
+            raise Sim2RealError(f"--resume: {ck_path} was trained by {ck.get('world_size', 1)} process(es), this job "
+                                f"has {world}; resume with the same number (torchrun --nproc-per-node "
+                                f"{ck.get('world_size', 1)}) so the run continues exactly")
         if config is not None and load_config(config).to_dict() != TranslatorConfig.from_dict(ck["config"]).to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
@@ -68,25 +109,25 @@ def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision,
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
-    real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: click.echo(f"video {p}: {n} frames", err=True))
-    click.echo(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames", err=True)
+    real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"))
+    say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames")
     trainer = Trainer(cfg, sim_images, real_frames, out, device)
     if ck is not None:
         trainer.load_state(ck)
-        click.echo(f"resumed {ck_path} at step {trainer.step}", err=True)
+        say(f"resumed {ck_path} at step {trainer.step}")
     total = cfg.train.max_iter if max_iter is None else max_iter
     if trainer.step >= total:
-        click.echo(f"already at step {trainer.step} >= {total}; nothing to do", err=True)
+        say(f"already at step {trainer.step} >= {total}; nothing to do")
         return
-    click.echo(f"device {trainer.device}, precision {'bf16' if trainer.use_bf16 else 'fp32'}, "
-               f"compile {cfg.train.compile}; run folder {out}", err=True)
-    with Progress(total, "train", "it", initial=trainer.step) as bar:
+    procs = f", {world} processes x batch {cfg.train.batch_size}" if world > 1 else ""
+    say(f"device {trainer.device}, precision {'bf16' if trainer.use_bf16 else 'fp32'}, "
+        f"compile {cfg.train.compile}{procs}; run folder {out}")
+    with Progress(total, "train", "it", initial=trainer.step, enabled=rank == 0) as bar:
         status = trainer.fit(total, progress=bar)
     if status == "interrupted":
-        click.echo(f"interrupted at step {trainer.step}; checkpoint saved to {ck_path}; "
-                   f"continue with --resume", err=True)
+        say(f"interrupted at step {trainer.step}; checkpoint saved to {ck_path}; continue with --resume")
         sys.exit(130)
-    click.echo(f"done: step {trainer.step}, checkpoint {ck_path}", err=True)
+    say(f"done: step {trainer.step}, checkpoint {ck_path}")
 
 
 @click.command("export")
@@ -126,25 +167,40 @@ def export_cmd(run, out):
               help="Segmenter checkpoint trained on real frames: record each variant's semantic consistency.")
 @click.option("--min-consistency", type=float, default=None,
               help="Redraw variants whose consistency (mean Dice vs the render's labels) is below this.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Translate only renders whose position % N == I (one process per GPU or array task).")
+@click.option("--io-threads", type=int, default=2, show_default=True,
+              help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
-                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, threads):
+                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard, io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
-    from ..dataset import open_dataset
+    from ..pipeline import parse_shard
     from ..progress import Progress
-    from .inference import translate_dataset
+    from .inference import TranslateOptions, open_source, run_translation
+    from .trainer import pick_device
 
     if threads:
         torch.set_num_threads(threads)
-    n = len(open_dataset(data))
-    with Progress(n * k, "translate", "variants") as bar:
-        summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
-                                    style_from=list(style_from) or None, batch=batch, device=device,
-                                    min_structure=min_structure, max_redraws=max_redraws,
-                                    precision=precision, keep_fov=keep_fov, segmenter=segmenter,
-                                    min_consistency=min_consistency, progress=bar)
+    opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
+                            style_from=list(style_from) or None, batch=batch, device=device,
+                            precision=precision, min_structure=min_structure, max_redraws=max_redraws,
+                            keep_fov=keep_fov, segmenter=segmenter, min_consistency=min_consistency,
+                            shard=parse_shard(shard), io_threads=io_threads)
+    opts.check(has_scorer=segmenter is not None)
+    src = open_source(data)
+    scorer = None
+    if segmenter is not None:
+        # The command layer joins the two packages; translate/inference.py never imports segment/.
+        from ..segment.consistency import ConsistencyScorer
+
+        scorer = ConsistencyScorer(segmenter, src.classes, device=str(pick_device(device)))
+    i, n = opts.shard
+    mine = len(range(i, len(src), n))
+    with Progress(mine * k, "translate" if n == 1 else f"translate {i}/{n}", "variants") as bar:
+        summary = run_translation(opts, scorer, progress=bar)
     below_c = f", {summary['below_min_consistency']} below --min-consistency" if min_consistency is not None else ""
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure{below_c}; "

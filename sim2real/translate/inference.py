@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -135,187 +138,424 @@ def encode_reference_styles(model: SimToReal, cfg: TranslatorConfig, paths, devi
     return np.stack(codes).astype(np.float32), [str(p) for p in images]
 
 
-def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchronized: bool = False,
-                      style_from=None, batch: int = 8, device: str | None = None,
-                      min_structure: float | None = None, max_redraws: int = 5, precision: str = "bf16",
-                      keep_fov: bool = True, segmenter=None, min_consistency: float | None = None,
-                      progress=None) -> dict:
-    """Translate every sample of ``data`` into ``k`` variants under ``out``; returns a summary.
+# ---------------------------------------------------------------- the job
 
-    Resumable: variants already written are skipped; a rerun with other options into the
-    same folder is refused. With ``keep_fov`` the render's black outside-the-field-of-view
-    pixels (pure black and labelled background) stay black in every variant, so image and
-    labels agree there (the generator learns from real frames that often fill the frame).
 
-    ``segmenter`` (a ``sim2real segment`` checkpoint trained on real frames) scores every
-    variant's semantic consistency (mean Dice of its prediction against the render's own
-    labels); with ``min_consistency`` variants below it are redrawn like ``min_structure``.
+@dataclass
+class TranslateOptions:
+    """One translation job, as the CLI and the add-on build it; :meth:`check` validates it.
+
+    ``segmenter`` is only the path recorded with the output; the scorer that uses it is
+    passed to :func:`run_translation` by the caller (``translate/`` does not import
+    ``segment/``). ``shard = (i, n)`` translates the renders whose position in the
+    source data set is ``i`` modulo ``n``; ``io_threads`` PNG readers/writers overlap the
+    decoding (0 = read and write in the calling thread).
     """
-    if k < 1:
-        raise Sim2RealError(f"-k must be >= 1, got {k}")
-    if batch < 1:
-        raise Sim2RealError(f"--batch must be >= 1, got {batch}")
-    if min_structure is not None and not 0 <= min_structure <= 1:
-        raise Sim2RealError(f"--min-structure must be within 0..1 (an MS-SSIM), got {min_structure}")
-    if min_consistency is not None and not 0 <= min_consistency <= 1:
-        raise Sim2RealError(f"--min-consistency must be within 0..1 (a mean Dice), got {min_consistency}")
-    if min_consistency is not None and segmenter is None:
-        raise Sim2RealError("--min-consistency needs --segmenter CKPT (a 'sim2real segment train' checkpoint "
-                            "trained on real labelled frames)")
-    dev = pick_device(device)
+
+    checkpoint: str | os.PathLike
+    data: str | os.PathLike
+    out: str | os.PathLike
+    k: int = 5
+    seed: int = 0
+    synchronized: bool = False
+    style_from: list | None = None
+    batch: int = 8
+    device: str | None = None
+    precision: str = "bf16"
+    min_structure: float | None = None
+    max_redraws: int = 5
+    keep_fov: bool = True
+    segmenter: str | os.PathLike | None = None
+    min_consistency: float | None = None
+    shard: tuple[int, int] = (0, 1)
+    io_threads: int = 2
+    method: str = "munit"
+
+    def check(self, has_scorer: bool) -> None:
+        """Raise a one-line :class:`Sim2RealError` for the first bad option."""
+        if self.method not in METHODS:
+            raise Sim2RealError(f"--method {self.method!r}: unknown; choose one of {', '.join(METHODS)}")
+        if self.k < 1:
+            raise Sim2RealError(f"-k must be >= 1, got {self.k}")
+        if self.batch < 1:
+            raise Sim2RealError(f"--batch must be >= 1, got {self.batch}")
+        if self.io_threads < 0:
+            raise Sim2RealError(f"--io-threads must be >= 0, got {self.io_threads}")
+        i, n = self.shard
+        if n < 1 or not 0 <= i < n:
+            raise Sim2RealError(f"--shard {i}/{n}: need 0 <= i < n")
+        if self.min_structure is not None and not 0 <= self.min_structure <= 1:
+            raise Sim2RealError(f"--min-structure must be within 0..1 (an MS-SSIM), got {self.min_structure}")
+        if self.min_consistency is not None and not 0 <= self.min_consistency <= 1:
+            raise Sim2RealError(f"--min-consistency must be within 0..1 (a mean Dice), got {self.min_consistency}")
+        if self.segmenter is not None and not has_scorer:
+            raise Sim2RealError(f"segmenter {self.segmenter}: pass its scorer too (run_translation(opts, scorer=...); "
+                                f"the CLI builds one with --segmenter)")
+        if self.min_consistency is not None and not has_scorer:
+            raise Sim2RealError("--min-consistency needs --segmenter CKPT (a 'sim2real segment train' checkpoint "
+                                "trained on real labelled frames)")
+
+    def redraw_policy(self) -> "RedrawPolicy":
+        return RedrawPolicy(self.min_structure, self.min_consistency, self.max_redraws)
+
+
+METHODS = ("munit",)
+
+
+@dataclass
+class RedrawPolicy:
+    """Which variants are redrawn (new style code) and which attempt is kept."""
+
+    min_structure: float | None = None
+    min_consistency: float | None = None
+    max_redraws: int = 5
+
+    @property
+    def active(self) -> bool:
+        return self.min_structure is not None or self.min_consistency is not None
+
+    def margin(self, structure, consistency) -> np.ndarray:
+        """How far variants clear their thresholds (negative: they fail one)."""
+        m = np.full(np.shape(structure), np.inf)
+        if self.min_structure is not None:
+            m = np.minimum(m, structure - self.min_structure)
+        if self.min_consistency is not None:
+            m = np.minimum(m, consistency - self.min_consistency)
+        return m
+
+    def passed(self, structure: float, consistency: float) -> tuple[bool, bool]:
+        """(structure passed, consistency passed); a missing threshold always passes."""
+        return (self.min_structure is None or structure >= self.min_structure,
+                self.min_consistency is None or consistency >= self.min_consistency)
+
+
+class MunitTranslator:
+    """The loaded EMA generator: encode renders once, decode K styles per render."""
+
+    def __init__(self, checkpoint, device: str | None, precision: str = "bf16"):
+        self.device = pick_device(device)
+        self.model, self.cfg, self.ck = load_translator(checkpoint, self.device)
+        self.sha256 = sha256_file(self.ck["path"])
+        self.use_bf16 = self.device.type == "cuda" and precision == "bf16"
+        self.multiple = 2 ** self.cfg.model.n_downsample
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+
+    @torch.no_grad()
+    def content(self, imgs: list[np.ndarray]):
+        """Content codes of uint8 renders of one size, and the working size (h, w)."""
+        x, hw_work = _work_tensor(imgs, self.cfg.data.load_size, self.multiple)
+        with self.autocast():
+            return self.model.content(x.to(self.device)), hw_work
+
+    @torch.no_grad()
+    def decode(self, content, styles: np.ndarray, hw_work, hw_out) -> torch.Tensor:
+        """(B, K, style_dim) codes -> uint8 (B, K, H_out, W_out, 3) on the CPU."""
+        st = torch.from_numpy(styles).to(self.device)
+        with self.autocast():
+            y = self.model.decode_multi(content, st)
+        n, kk = y.shape[:2]
+        return _to_uint8(y.reshape(n * kk, *y.shape[2:]), hw_work, hw_out).reshape(n, kk, *hw_out, 3)
+
+
+@dataclass
+class Loaded:
+    """One render read from disk: what a batch needs of it."""
+
+    index: int
+    sample: object
+    image: np.ndarray
+    outside: torch.Tensor | None      # black outside-the-field-of-view pixels (keep_fov)
+    segmentation: np.ndarray | None   # only with a consistency scorer
+
+
+@dataclass
+class Translated:
+    """The K variants of one render and what is recorded about each."""
+
+    loaded: Loaded
+    images: torch.Tensor              # uint8 (K, H, W, 3)
+    styles: np.ndarray                # (K, style_dim)
+    origins: list
+    structure: np.ndarray             # (K,) grayscale MS-SSIM to the render
+    consistency: np.ndarray           # (K,) mean Dice, NaN without a scorer
+    consistency_classes: list         # K x {class: dice} or None
+    attempts: np.ndarray              # (K,) redraws made
+
+
+def plan(src, writer: DatasetWriter, k: int, shard=(0, 1)) -> tuple[list[tuple[int, str]], int]:
+    """The (index, id) renders of this shard with a missing variant, and how many variants are done."""
+    i, n = shard
+    todo, done = [], 0
+    for index, sid in enumerate(src.ids()):
+        if index % n != i:
+            continue
+        if all(writer.has(f"{sid}_style_{j:02d}") for j in range(k)):
+            done += k
+        else:
+            todo.append((index, sid))
+    return todo, done
+
+
+def load_render(src, index: int, sid: str, keep_fov: bool, with_segmentation: bool) -> Loaded:
+    sample = src.sample(sid)
+    img = sample.image()
+    return Loaded(index, sample, img, _outside_fov(sample, img) if keep_fov else None,
+                  sample.segmentation() if with_segmentation else None)
+
+
+def _blank_outside(y: torch.Tensor, masks) -> None:
+    for b, m in enumerate(masks):
+        if m is not None:
+            y[b][..., m, :] = 0
+
+
+def translate_batch(tr: MunitTranslator, items: list[Loaded], k: int, bank: StyleBank, policy: RedrawPolicy,
+                    scorer=None) -> list[Translated]:
+    """K variants of renders of one size: decode, score, redraw what fails the policy."""
+    content, hw_work = tr.content([it.image for it in items])
+    hw_out = items[0].image.shape[:2]
+    styles, origins = zip(*(bank.initial(it.index, k) for it in items))
+    styles = np.stack(styles)                                           # (B, K, D)
+    origins = [list(o) for o in origins]
+    y = tr.decode(content, styles, hw_work, hw_out)                     # (B, K, H, W, 3) uint8
+    masks = [it.outside for it in items]
+    _blank_outside(y, masks)
+    src_u8 = torch.from_numpy(np.stack([it.image for it in items]))
+    score = structure_scores(src_u8.repeat_interleave(k, 0), y.reshape(-1, *y.shape[2:]))
+    score = score.reshape(len(items), k).numpy().astype(np.float64)
+    cons = np.full((len(items), k), np.nan)
+    cons_cls: list[list[dict | None]] = [[None] * k for _ in items]
+    if scorer is not None:
+        res = scorer.score(list(y.reshape(-1, *y.shape[2:]).numpy()),
+                           [it.segmentation for it in items for _ in range(k)])
+        for n_, r in enumerate(res):
+            cons[n_ // k, n_ % k] = float(np.mean(list(r.values())))
+            cons_cls[n_ // k][n_ % k] = r
+    attempts = np.zeros((len(items), k), int)
+    for attempt in range(1, policy.max_redraws + 1 if policy.active else 1):
+        fail = np.argwhere(policy.margin(score, cons) < 0)
+        if fail.size == 0:
+            break
+        new = [bank.redraw(items[b].index, j, attempt) for b, j in fail]
+        codes = np.stack([c for c, _ in new])[:, None]                  # (F, 1, D)
+        y_new = tr.decode(content[torch.as_tensor(fail[:, 0])], codes, hw_work, hw_out)[:, 0]
+        _blank_outside(y_new[:, None], [masks[b] for b in fail[:, 0]])
+        s_new = structure_scores(src_u8[fail[:, 0]], y_new).numpy()
+        c_new = np.full(len(fail), np.nan)
+        r_new: list = [None] * len(fail)
+        if scorer is not None:
+            r_new = scorer.score(list(y_new.numpy()), [items[b].segmentation for b in fail[:, 0]])
+            c_new = np.array([float(np.mean(list(r.values()))) for r in r_new])
+        better = policy.margin(s_new, c_new) > policy.margin(score[fail[:, 0], fail[:, 1]], cons[fail[:, 0], fail[:, 1]])
+        for n_, ((b, j), (code, origin)) in enumerate(zip(fail, new)):
+            attempts[b, j] = attempt
+            if better[n_]:  # keep the best attempt seen
+                score[b, j], cons[b, j], cons_cls[b][j] = s_new[n_], c_new[n_], r_new[n_]
+                y[b, j] = y_new[n_]
+                styles[b, j] = code
+                origins[b][j] = origin
+    return [Translated(it, y[b], styles[b], origins[b], score[b], cons[b], cons_cls[b], attempts[b])
+            for b, it in enumerate(items)]
+
+
+def variant_record(t: Translated, j: int, opts: TranslateOptions, checkpoint_sha256: str, scored: bool) -> dict:
+    """The ``translation`` record of variant ``j`` in its meta.json."""
+    passed, passed_c = opts.redraw_policy().passed(t.structure[j], t.consistency[j])
+    record = {"source_id": t.loaded.sample.id, "style_index": j,
+              "style_code": [round(float(v), 6) for v in t.styles[j]],
+              "style_origin": t.origins[j], "checkpoint_sha256": checkpoint_sha256,
+              "msssim_gray": round(float(t.structure[j]), 6),
+              "redraws": int(t.attempts[j]), "min_structure": opts.min_structure,
+              "passed_min_structure": bool(passed), "seed": opts.seed}
+    if scored:
+        record.update({"consistency_dice": {c: round(v, 6) for c, v in t.consistency_classes[j].items()},
+                       "consistency_mean": round(float(t.consistency[j]), 6),
+                       "min_consistency": opts.min_consistency,
+                       "passed_min_consistency": bool(passed_c)})
+    return record
+
+
+def write_variant(writer: DatasetWriter, sample, vid: str, image: np.ndarray, record: dict) -> dict[str, int]:
+    """Commit one variant atomically: its image, links to the render's other files, meta + record."""
+    counts = {"links": 0, "copies": 0}
+    with writer.write_sample(vid) as d:
+        write_png(d / FILES["image"], image)
+        for f in sorted(sample.dir.iterdir()):
+            if f.name in (FILES["image"], FILES["meta"]) or not f.is_file():
+                continue
+            how = link_or_copy(f, d / f.name)
+            counts["links" if how == "link" else "copies"] += 1
+        write_json_atomic(d / FILES["meta"], {**dict(sample.meta), "id": vid, "translation": record})
+    return counts
+
+
+def _write_render(writer, t: Translated, opts: TranslateOptions, sha: str, scored: bool) -> dict[str, int]:
+    """Write the missing variants of one render; returns counts for the summary."""
+    policy = opts.redraw_policy()
+    out = {"variants_written": 0, "variants_skipped": 0, "below_min_structure": 0,
+           "below_min_consistency": 0, "links": 0, "copies": 0}
+    for j in range(opts.k):
+        vid = f"{t.loaded.sample.id}_style_{j:02d}"
+        if writer.has(vid):
+            out["variants_skipped"] += 1
+            continue
+        passed, passed_c = policy.passed(t.structure[j], t.consistency[j])
+        out["below_min_structure"] += int(not passed)
+        out["below_min_consistency"] += int(not passed_c)
+        counts = write_variant(writer, t.loaded.sample, vid, t.images[j].numpy(),
+                               variant_record(t, j, opts, sha, scored))
+        out["links"] += counts["links"]
+        out["copies"] += counts["copies"]
+        out["variants_written"] += 1
+    return out
+
+
+def open_output(opts: TranslateOptions, src, tr: MunitTranslator, bank: StyleBank) -> DatasetWriter:
+    """The output data set, with the options recorded; refuses a folder made with other options.
+
+    The shard and the I/O threads are not recorded: every shard opens the same folder.
+    """
+    settings = {"checkpoint": str(tr.ck["path"]), "checkpoint_sha256": tr.sha256,
+                "checkpoint_step": tr.ck.get("step"), "k": opts.k, "seed": opts.seed,
+                "synchronized": opts.synchronized, "style_from": bank.refs,
+                "min_structure": opts.min_structure, "max_redraws": opts.max_redraws,
+                "work_short_side": tr.cfg.data.load_size, "keep_fov": opts.keep_fov,
+                "segmenter": None if opts.segmenter is None else str(opts.segmenter),
+                "min_consistency": opts.min_consistency}
+    fp_src = {"root": str(Path(opts.data).resolve()), "fingerprint": src.info.get("fingerprint")}
+    fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
+                                            sort_keys=True).encode()).hexdigest()[:16]
+    info = {"kind": "translation", "classes": src.info["classes"],
+            "source": {"path": str(Path(opts.data).resolve()), "kind": src.kind,
+                       "fingerprint": src.info.get("fingerprint")},
+            "translation": settings, "config": src.info.get("config")}
+    return DatasetWriter(opts.out, info, fingerprint=fingerprint)
+
+
+def open_source(data):
+    """The render data set to translate (a clear error for anything else)."""
     src = open_dataset(data)
     if src.kind == "translation":
         raise DatasetError(f"{data} is already a translation data set; translate the renders it came from")
     if len(src) == 0:
         raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
-    model, cfg, ck = load_translator(checkpoint, dev)
-    ck_sha = sha256_file(ck["path"])
-    scorer = None
-    if segmenter is not None:
-        from ..segment.consistency import ConsistencyScorer
+    return src
 
-        scorer = ConsistencyScorer(segmenter, src.classes, device=str(dev))
-    bank = StyleBank(cfg.model.style_dim, seed, synchronized)
-    if style_from:
-        codes, refs = encode_reference_styles(model, cfg, style_from, dev)
-        bank = StyleBank(cfg.model.style_dim, seed, synchronized, refs, codes)
-    settings = {"checkpoint": str(ck["path"]), "checkpoint_sha256": ck_sha, "checkpoint_step": ck.get("step"),
-                "k": k, "seed": seed, "synchronized": synchronized,
-                "style_from": bank.refs, "min_structure": min_structure, "max_redraws": max_redraws,
-                "work_short_side": cfg.data.load_size, "keep_fov": keep_fov,
-                "segmenter": None if segmenter is None else str(segmenter), "min_consistency": min_consistency}
-    fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
-    fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
-                                            sort_keys=True).encode()).hexdigest()[:16]
-    info = {"kind": "translation", "classes": src.info["classes"],
-            "source": {"path": str(Path(data).resolve()), "kind": src.kind,
-                       "fingerprint": src.info.get("fingerprint")},
-            "translation": settings, "config": src.info.get("config")}
-    writer = DatasetWriter(out, info, fingerprint=fingerprint)
-    use_bf16 = dev.type == "cuda" and precision == "bf16"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
-    mult = 2 ** cfg.model.n_downsample
-    summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "redraws": 0,
-               "below_min_structure": 0, "below_min_consistency": 0, "links": 0, "copies": 0}
-    todo = []
-    for index, sid in enumerate(src.ids()):
-        names = [f"{sid}_style_{j:02d}" for j in range(k)]
-        if all(writer.has(n) for n in names):
-            summary["variants_skipped"] += k
-            if progress is not None:
-                progress.update(k)
-        else:
-            todo.append((index, sid))
 
-    def decode(content_rows, styles_np, hw_work, hw_out):
-        st = torch.from_numpy(styles_np).to(dev)
-        with autocast():
-            y = model.decode_multi(content_rows, st)
-        n, kk = y.shape[:2]
-        return _to_uint8(y.reshape(n * kk, *y.shape[2:]), hw_work, hw_out).reshape(n, kk, *hw_out, 3)
+def run_translation(opts: TranslateOptions, scorer=None, progress=None) -> dict:
+    """Translate this shard's renders of ``opts.data`` into ``opts.k`` variants each; returns a summary.
 
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        samples = [src.sample(sid) for _, sid in chunk]
-        imgs = [s.image() for s in samples]
-        outside = [_outside_fov(s, img) if keep_fov else None for s, img in zip(samples, imgs)]
-        # One batch per image size (renders normally share one).
-        by_size: dict[tuple, list[int]] = {}
-        for i, img in enumerate(imgs):
-            by_size.setdefault(img.shape[:2], []).append(i)
-        for hw_out, members in by_size.items():
-            x, hw_work = _work_tensor([imgs[i] for i in members], cfg.data.load_size, mult)
-            with autocast():
-                content = model.content(x.to(dev))
-            styles, origins = zip(*(bank.initial(chunk[i][0], k) for i in members))
-            styles = np.stack(styles)                                   # (B, K, D)
-            origins = [list(o) for o in origins]
-            y = decode(content, styles, hw_work, hw_out)                # (B, K, H, W, 3) uint8
-            masks = [outside[i] for i in members]
-            for b, m in enumerate(masks):
-                if m is not None:
-                    y[b][:, m] = 0
-            src_u8 = torch.from_numpy(np.stack([imgs[i] for i in members]))
-            segs = [samples[i].segmentation() for i in members] if scorer is not None else None
-            score = structure_scores(src_u8.repeat_interleave(k, 0), y.reshape(-1, *y.shape[2:]))
-            score = score.reshape(len(members), k).numpy().astype(np.float64)
-            cons = np.full((len(members), k), np.nan)
-            cons_cls: list[list[dict | None]] = [[None] * k for _ in members]
-            if scorer is not None:
-                res = scorer.score(list(y.reshape(-1, *y.shape[2:]).numpy()), [g for g in segs for _ in range(k)])
-                for n_, r in enumerate(res):
-                    cons[n_ // k, n_ % k] = float(np.mean(list(r.values())))
-                    cons_cls[n_ // k][n_ % k] = r
+    Resumable: variants already written are skipped; a rerun with other options into the
+    same folder is refused; shards write disjoint variants of one folder. With
+    ``keep_fov`` the render's black outside-the-field-of-view pixels (pure black and
+    labelled background) stay black in every variant, so image and labels agree there.
 
-            def margin(st, co):
-                """How far a variant clears its thresholds (negative: it fails one)."""
-                m = np.full(np.shape(st), np.inf)
-                if min_structure is not None:
-                    m = np.minimum(m, st - min_structure)
-                if min_consistency is not None:
-                    m = np.minimum(m, co - min_consistency)
-                return m
+    ``scorer`` (``.score(images, segmentations) -> [{class: dice}]``, e.g. a
+    ``segment.consistency.ConsistencyScorer`` of a segmenter trained on real frames)
+    records every variant's semantic consistency; with ``min_consistency`` variants below
+    it are redrawn like ``min_structure``.
 
-            attempts = np.zeros((len(members), k), int)
-            if min_structure is not None or min_consistency is not None:
-                for attempt in range(1, max_redraws + 1):
-                    fail = np.argwhere(margin(score, cons) < 0)
-                    if fail.size == 0:
-                        break
-                    new = [bank.redraw(chunk[members[b]][0], j, attempt) for b, j in fail]
-                    codes = np.stack([c for c, _ in new])[:, None]      # (F, 1, D)
-                    y_new = decode(content[torch.as_tensor(fail[:, 0])], codes, hw_work, hw_out)[:, 0]
-                    for n_, b in enumerate(fail[:, 0]):
-                        if masks[b] is not None:
-                            y_new[n_][masks[b]] = 0
-                    s_new = structure_scores(src_u8[fail[:, 0]], y_new).numpy()
-                    c_new = np.full(len(fail), np.nan)
-                    r_new: list = [None] * len(fail)
-                    if scorer is not None:
-                        r_new = scorer.score(list(y_new.numpy()), [segs[b] for b in fail[:, 0]])
-                        c_new = np.array([float(np.mean(list(r.values()))) for r in r_new])
-                    better = margin(s_new, c_new) > margin(score[fail[:, 0], fail[:, 1]], cons[fail[:, 0], fail[:, 1]])
-                    for n_, ((b, j), (code, origin)) in enumerate(zip(fail, new)):
-                        attempts[b, j] = attempt
-                        summary["redraws"] += 1
-                        if better[n_]:  # keep the best attempt seen
-                            score[b, j], cons[b, j], cons_cls[b][j] = s_new[n_], c_new[n_], r_new[n_]
-                            y[b, j] = y_new[n_]
-                            styles[b, j] = code
-                            origins[b][j] = origin
-            for b, i in enumerate(members):
-                sample = samples[i]
-                meta = dict(sample.meta)
-                for j in range(k):
-                    vid = f"{sample.id}_style_{j:02d}"
-                    if writer.has(vid):
-                        summary["variants_skipped"] += 1
-                        continue
-                    passed = min_structure is None or score[b, j] >= min_structure
-                    summary["below_min_structure"] += int(not passed)
-                    passed_c = min_consistency is None or cons[b, j] >= min_consistency
-                    summary["below_min_consistency"] += int(not passed_c)
-                    with writer.write_sample(vid) as d:
-                        write_png(d / FILES["image"], y[b, j].numpy())
-                        for f in sorted(sample.dir.iterdir()):
-                            if f.name in (FILES["image"], FILES["meta"]) or not f.is_file():
-                                continue
-                            how = link_or_copy(f, d / f.name)
-                            summary["links" if how == "link" else "copies"] += 1
-                        record = {"source_id": sample.id, "style_index": j,
-                                  "style_code": [round(float(v), 6) for v in styles[b, j]],
-                                  "style_origin": origins[b][j], "checkpoint_sha256": ck_sha,
-                                  "msssim_gray": round(float(score[b, j]), 6),
-                                  "redraws": int(attempts[b, j]), "min_structure": min_structure,
-                                  "passed_min_structure": bool(passed), "seed": seed}
-                        if scorer is not None:
-                            record.update({"consistency_dice": {c: round(v, 6) for c, v in cons_cls[b][j].items()},
-                                           "consistency_mean": round(float(cons[b, j]), 6),
-                                           "min_consistency": min_consistency,
-                                           "passed_min_consistency": bool(passed_c)})
-                        write_json_atomic(d / FILES["meta"], {**meta, "id": vid, "translation": record})
-                    summary["variants_written"] += 1
-                if progress is not None:
-                    progress.update(k)
-    summary["out"] = str(out)
+    Reading renders and writing variants run in ``opts.io_threads`` threads, so the
+    model works on batch t+1 while batch t is written and batch t+2 is read.
+    """
+    opts.check(scorer is not None)
+    src = open_source(opts.data)
+    tr = MunitTranslator(opts.checkpoint, opts.device, opts.precision)
+    bank = StyleBank(tr.cfg.model.style_dim, opts.seed, opts.synchronized)
+    if opts.style_from:
+        codes, refs = encode_reference_styles(tr.model, tr.cfg, opts.style_from, tr.device)
+        bank = StyleBank(tr.cfg.model.style_dim, opts.seed, opts.synchronized, refs, codes)
+    writer = open_output(opts, src, tr, bank)
+    policy = opts.redraw_policy()
+    todo, done = plan(src, writer, opts.k, opts.shard)
+    summary = {"sources": len(src), "variants_written": 0, "variants_skipped": done, "redraws": 0,
+               "below_min_structure": 0, "below_min_consistency": 0, "links": 0, "copies": 0,
+               "shard": list(opts.shard), "sources_in_shard": len(todo) + done // opts.k}
+    if progress is not None and done:
+        progress.update(done)
+    chunks = [todo[s:s + opts.batch] for s in range(0, len(todo), opts.batch)]
+
+    def load(chunk):
+        return [load_render(src, index, sid, opts.keep_fov, scorer is not None) for index, sid in chunk]
+
+    def written(counts: dict) -> None:
+        for key, v in counts.items():
+            summary[key] += v
+        if progress is not None:
+            progress.update(opts.k)
+
+    with _IO(opts.io_threads) as io:
+        pending_read = io.submit(load, chunks[0]) if chunks else None
+        for c in range(len(chunks)):
+            items = io.result(pending_read)
+            if c + 1 < len(chunks):
+                pending_read = io.submit(load, chunks[c + 1])
+            by_size: dict[tuple, list[Loaded]] = {}  # one batch per image size (renders normally share one)
+            for it in items:
+                by_size.setdefault(it.image.shape[:2], []).append(it)
+            for group in by_size.values():
+                for t in translate_batch(tr, group, opts.k, bank, policy, scorer):
+                    summary["redraws"] += int(t.attempts.sum())  # a variant redrawn n times has attempts n
+                    io.write(_write_render, written, writer, t, opts, tr.sha256, scorer is not None)
+        io.drain(written)
+    summary["out"] = str(opts.out)
     return summary
+
+
+class _IO:
+    """Reads and writes in ``threads`` worker threads (none: in the calling thread).
+
+    Writes are bounded (at most ``4 x threads`` renders queued) so memory stays flat when
+    the disk is slower than the model; a failed read or write raises in the caller.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="translate-io") if threads else None
+        self.writes: deque = deque()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        return False
+
+    def submit(self, fn, *args):
+        if self.pool is None:
+            return _Done(fn(*args))
+        return self.pool.submit(fn, *args)
+
+    @staticmethod
+    def result(future):
+        return future.result()
+
+    def write(self, fn, on_done, *args) -> None:
+        self.writes.append(self.submit(fn, *args))
+        while self.writes and (self.writes[0].done() or len(self.writes) > 4 * max(1, self.threads)):
+            on_done(self.writes.popleft().result())
+
+    def drain(self, on_done) -> None:
+        while self.writes:
+            on_done(self.writes.popleft().result())
+
+
+class _Done:
+    """A finished 'future' for the synchronous path."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        return self.value
+
+
+def translate_dataset(checkpoint, data, out, *, scorer=None, progress=None, **options) -> dict:
+    """:func:`run_translation` with the options as keyword arguments (see :class:`TranslateOptions`)."""
+    return run_translation(TranslateOptions(checkpoint, data, out, **options), scorer, progress)

@@ -1,8 +1,19 @@
 """The training loop: one generator and one discriminator update per step, EMA, checkpoints.
 
 Randomness: the data drawn, the augmentation, the style codes and the encoder noise of
-step ``t`` all come from generators seeded with ``(seed, t)``; so resuming from a
-checkpoint at step N and training to 2N gives the same weights as training 2N straight.
+item ``j`` of step ``t`` all come from generators seeded with ``(seed, t, j)``; so resuming
+from a checkpoint at step N and training to 2N gives the same weights as training 2N
+straight.
+
+Several processes (``torchrun --nproc-per-node N -m sim2real.cli train ...``): process
+``r`` of ``N`` with ``train.batch_size`` B trains on items ``r*B .. r*B+B-1`` of the global
+batch of ``N*B``, and the gradients are averaged with one flat ``all_reduce`` per update,
+so N processes x batch B follow the trajectory of one process x batch N*B. The networks
+are not wrapped in ``DistributedDataParallel``: a step calls the generators' encoders
+and decoders several times and alternates generator and discriminator updates, which
+DDP's one-forward-one-backward bookkeeping only fits with ``find_unused_parameters`` and
+static-graph workarounds; averaging the gradients by hand is exact and simple. Rank 0
+alone writes checkpoints, logs and sample grids.
 """
 
 from __future__ import annotations
@@ -46,7 +57,22 @@ def init_weights(module: nn.Module, generator: torch.Generator, kind: str = "kai
 
 
 def step_seed(seed: int, step: int) -> np.random.Generator:
+    """Draws shared by the whole step (every process): the style-source coin."""
     return np.random.default_rng([int(seed), int(step), 0x5EED])
+
+
+def item_seed(seed: int, step: int, item: int) -> np.random.Generator:
+    """Draws of item ``item`` of the global batch of ``step``: crops, style code, noise."""
+    return np.random.default_rng([int(seed), int(step), int(item), 0x17E4])
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a torchrun job."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -68,6 +94,7 @@ class Trainer:
         self.sim, self.real = sim, real
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = pick_device(device)
+        self.rank, self.world_size = dist_info()
         m, o = cfg.model, cfg.optim
         g = torch.Generator().manual_seed(int(cfg.train.seed))
         self.gen_sim, self.gen_real = SimGenerator(m), RealGenerator(m)
@@ -81,19 +108,21 @@ class Trainer:
             net.requires_grad_(False).eval()
         gen_params = list(self.gen_sim.parameters()) + list(self.gen_real.parameters())
         dis_params = list(self.dis_sim.parameters()) + list(self.dis_real.parameters())
-        adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        # Fused Adam: one kernel per update, and it skips an update whose gradients are not
+        # finite on the device (found_inf), so the loop needs no host sync for that check.
+        adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, fused=True)
         self.opt_g = torch.optim.Adam(gen_params, **adam)
         self.opt_d = torch.optim.Adam(dis_params, **adam)
+        if self.world_size > 1:
+            self._broadcast_weights()
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.lr_step, o.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.lr_step, o.lr_gamma)
         self.step = 0
         self.use_bf16 = self.device.type == "cuda" and cfg.train.precision == "bf16"
-        self._gen_fwd, self._dis_fwd = self._gen_forward, self._dis_forward
-        if cfg.train.compile:
-            self._gen_fwd = torch.compile(self._gen_forward)
-            self._dis_fwd = torch.compile(self._dis_forward)
-        self._log_acc: dict[str, float] = {}
+        self._gen_fwd = torch.compile(self._gen_forward) if cfg.train.compile else self._gen_forward
+        self._log_acc: dict[str, torch.Tensor] = {}
         self._log_n = 0
+        self.last_logged: dict[str, float] = {}
 
     def nets(self) -> dict[str, nn.Module]:
         return {"gen_sim": self.gen_sim, "gen_real": self.gen_real, "dis_sim": self.dis_sim,
@@ -106,13 +135,24 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def draw_batch(self, step: int):
-        """The (sim, real) training crops of ``step``, (B, 3, h, w) in [-1, 1]."""
-        t, d = self.cfg.train, self.cfg.data
-        rng = step_seed(t.seed, step)
-        xs = [self._draw(self.sim, rng, d.fov_prob_sim) for _ in range(t.batch_size)]
-        xr = [self._draw(self.real, rng, d.fov_prob_real) for _ in range(t.batch_size)]
-        return torch.stack(xs), torch.stack(xr), rng
+    def draw_batch(self, step: int) -> dict:
+        """This process's share of the global batch of ``step``: sim and real crops (B, 3, h, w)
+        in [-1, 1], random style codes (B, style_dim), encoder noise (or None), style-source coin."""
+        t, d, m = self.cfg.train, self.cfg.data, self.cfg.model
+        use_real = bool(step_seed(t.seed, step).random() < self.cfg.loss.style_from_real_prob)
+        xs, xr, s_rand, n_r, n_s2r = [], [], [], [], []
+        for i in range(t.batch_size):
+            rng = item_seed(t.seed, step, self.rank * t.batch_size + i)
+            xs.append(self._draw(self.sim, rng, d.fov_prob_sim))
+            xr.append(self._draw(self.real, rng, d.fov_prob_real))
+            s_rand.append(torch.from_numpy(rng.standard_normal(m.style_dim).astype(np.float32)))
+            if m.real_input_noise > 0:
+                tg = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+                n_r.append(torch.randn(xr[-1].shape, generator=tg))
+                n_s2r.append(torch.randn(xs[-1].shape, generator=tg))
+        return {"xs": torch.stack(xs), "xr": torch.stack(xr), "s_rand": torch.stack(s_rand),
+                "noise_r": torch.stack(n_r) if n_r else None, "noise_s2r": torch.stack(n_s2r) if n_s2r else None,
+                "use_real": torch.tensor(use_real)}
 
     def _draw(self, source, rng, fov_prob: float) -> torch.Tensor:
         # Blank crops (black video frames, a crop inside the black border) are redrawn:
@@ -124,48 +164,63 @@ class Trainer:
         return x
 
     def _gen_forward(self, xs, xr, s_rand, use_real_style, noise_r, noise_s2r):
+        """Every image, code and discriminator score of a step. Decodes (and discriminator
+        calls) that share a network run as one batched call: same values per item (every
+        norm is per sample), fewer and larger kernels."""
+        b = xs.shape[0]
         c_s = self.gen_sim.encode(xs)
         c_r, s_r = self.gen_real.encode(xr, noise_r)
         # Half the steps translate with the current real image's style, half with N(0, I).
         s_t = torch.where(use_real_style, s_r.detach(), s_rand)
-        xs_rec = self.gen_sim.decode(c_s)
-        xr_rec = self.gen_real.decode(c_r, s_r)
-        x_s2r = self.gen_real.decode(c_s, s_t)
-        x_r2s = self.gen_sim.decode(c_r)
+        xs_rec, x_r2s = self.gen_sim.decode(torch.cat([c_s, c_r])).split(b)
+        xr_rec, x_s2r = self.gen_real.decode(torch.cat([c_r, c_s]), torch.cat([s_r, s_t])).split(b)
         c_s_rec, s_t_rec = self.gen_real.encode(x_s2r, noise_s2r)
         c_r_rec = self.gen_sim.encode(x_r2s)
         x_s2r2s = self.gen_sim.decode(c_s_rec)
         x_r2s2r = self.gen_real.decode(c_r_rec, s_r)
+        d_real = [d.split(b) for d in self.dis_real(torch.cat([xr, x_s2r]))]
+        d_sim = [d.split(b) for d in self.dis_sim(torch.cat([xs, x_r2s]))]
         return dict(c_s=c_s, c_r=c_r, s_t=s_t, xs_rec=xs_rec, xr_rec=xr_rec, x_s2r=x_s2r, x_r2s=x_r2s,
                     c_s_rec=c_s_rec, s_t_rec=s_t_rec, c_r_rec=c_r_rec, x_s2r2s=x_s2r2s, x_r2s2r=x_r2s2r,
-                    d_s2r=self.dis_real(x_s2r), d_r2s=self.dis_sim(x_r2s))
+                    d_r=[d[0] for d in d_real], d_s2r=[d[1] for d in d_real],
+                    d_s=[d[0] for d in d_sim], d_r2s=[d[1] for d in d_sim])
 
-    def _dis_forward(self, xs, xr, x_s2r, x_r2s):
-        return (self.dis_real(xr), self.dis_real(x_s2r), self.dis_sim(xs), self.dis_sim(x_r2s))
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One generator update and one discriminator update (on the same fakes).
 
-    def train_step(self) -> dict[str, float]:
-        """One generator update then one discriminator update (on the same, detached fakes)."""
-        cfg, lw = self.cfg, self.cfg.loss
-        xs, xr, rng = self.draw_batch(self.step)
-        tg = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        b = xs.shape[0]
-        use_real = torch.tensor(bool(rng.random() < lw.style_from_real_prob))
-        s_rand = torch.randn(b, cfg.model.style_dim, generator=tg)
-        noise_r = noise_s2r = None
-        if cfg.model.real_input_noise > 0:
-            noise_r = torch.randn(xr.shape, generator=tg)
-            noise_s2r = torch.randn(xs.shape, generator=tg)
+        Returns the step's losses as 0-d tensors (no host sync; ``float()`` them when needed).
+        The discriminators score the fakes once: the generator loss back-propagates
+        through those scores into the generators only (``inputs=``), the discriminator
+        loss into the discriminators only, which is what the MUNIT order (generator
+        update, then a discriminator forward on the detached fakes) computes: the
+        discriminators have not changed in between, and the fakes are the same.
+        """
         dev = self.device
-        xs, xr, s_rand, use_real = xs.to(dev), xr.to(dev), s_rand.to(dev), use_real.to(dev)
-        noise_r = noise_r.to(dev) if noise_r is not None else None
-        noise_s2r = noise_s2r.to(dev) if noise_s2r is not None else None
-
+        b = {k: (v.to(dev, non_blocking=True) if v is not None else None) for k, v in self.draw_batch(self.step).items()}
         for net in (self.gen_sim, self.gen_real, self.dis_sim, self.dis_real):
             net.train()
-        self.dis_sim.requires_grad_(False)
-        self.dis_real.requires_grad_(False)
+        g_loss, d_loss, parts = self.losses(b)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=self._params(self.opt_g), retain_graph=True)
+        d_loss.backward(inputs=self._params(self.opt_d))
+        skip_g = self._step(self.opt_g)
+        skip_d = self._step(self.opt_d)
+
+        self.sched_g.step()
+        self.sched_d.step()
+        self._update_ema()
+        self.step += 1
+        return {"d": d_loss.detach(), "g": g_loss.detach(), **{k: v.detach() for k, v in parts.items()},
+                "skipped": torch.maximum(skip_g, skip_d)}
+
+    def losses(self, b: dict) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(generator loss, discriminator loss, the generator loss terms before weighting) of a batch from
+        :meth:`draw_batch` (on the device)."""
+        cfg, lw = self.cfg, self.cfg.loss
+        xs, xr = b["xs"], b["xr"]
         with self._autocast():
-            o = self._gen_fwd(xs, xr, s_rand, use_real, noise_r, noise_s2r)
+            o = self._gen_fwd(xs, xr, b["s_rand"], b["use_real"], b["noise_r"], b["noise_s2r"])
         # Losses in fp32 whatever the autocast dtype.
         parts = {
             "gan": gan_g_loss(o["d_s2r"], cfg.model.gan_type) + gan_g_loss(o["d_r2s"], cfg.model.gan_type),
@@ -177,46 +232,41 @@ class Trainer:
             "struct_r2s": structure_loss(xr, o["x_r2s"]),
         }
         g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        skipped = not self._finite_grads(self.opt_g)
-        if not skipped:
-            self.opt_g.step()
-
-        self.dis_sim.requires_grad_(True)
-        self.dis_real.requires_grad_(True)
-        with self._autocast():
-            d_r, d_f_r, d_s, d_f_s = self._dis_fwd(xs, xr, o["x_s2r"].detach(), o["x_r2s"].detach())
-        d_loss = lw.gan * (gan_d_loss(d_r, d_f_r, cfg.model.gan_type) + gan_d_loss(d_s, d_f_s, cfg.model.gan_type))
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        if self._finite_grads(self.opt_d):
-            self.opt_d.step()
-        else:
-            skipped = True
-
-        self.sched_g.step()
-        self.sched_d.step()
-        self._update_ema()
-        self.step += 1
-        out = {"d": float(d_loss.detach()), "g": float(g_loss.detach()),
-               **{k: float(v.detach()) for k, v in parts.items()}, "skipped": float(skipped)}
-        return out
+        d_loss = lw.gan * (gan_d_loss(o["d_r"], o["d_s2r"], cfg.model.gan_type)
+                           + gan_d_loss(o["d_s"], o["d_r2s"], cfg.model.gan_type))
+        return g_loss, d_loss, parts
 
     @staticmethod
-    def _finite_grads(opt) -> bool:
-        """False when any gradient is inf/NaN; that update is then skipped (and logged)."""
-        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        return bool(torch.isfinite(norm))
+    def _params(opt) -> list[torch.Tensor]:
+        return [p for g in opt.param_groups for p in g["params"]]
+
+    def _step(self, opt) -> torch.Tensor:
+        """Average the gradients over processes and update, unless one is inf/NaN; 1.0 if skipped.
+
+        The check stays on the device: fused Adam reads ``found_inf`` and leaves weights,
+        moments and its step count unchanged when it is set.
+        """
+        grads = [p.grad for p in self._params(opt) if p.grad is not None]
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            flat = torch._utils._flatten_dense_tensors(grads)
+            dist.all_reduce(flat)
+            flat /= self.world_size
+            for g, r in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+                g.copy_(r)
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        found_inf = (~torch.isfinite(norm)).float()
+        opt.found_inf = found_inf
+        opt.step()
+        return found_inf
 
     @torch.no_grad()
     def _update_ema(self) -> None:
         # Warm-up so short runs get a useful average: decay grows towards ema_decay.
         decay = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
         for src, dst in ((self.gen_sim, self.ema_sim), (self.gen_real, self.ema_real)):
-            for p, q in zip(src.parameters(), dst.parameters()):
-                q.lerp_(p.detach(), 1 - decay)
+            torch._foreach_lerp_(list(dst.parameters()), [p.detach() for p in src.parameters()], 1 - decay)
             for b, c in zip(src.buffers(), dst.buffers()):
                 c.copy_(b)
 
@@ -233,6 +283,7 @@ class Trainer:
             "optim": {"gen": self.opt_g.state_dict(), "dis": self.opt_d.state_dict(),
                       "sched_gen": self.sched_g.state_dict(), "sched_dis": self.sched_d.state_dict()},
             "rng": rng_state(),
+            "world_size": self.world_size,
         }
 
     def load_state(self, ck: dict) -> None:
@@ -246,8 +297,8 @@ class Trainer:
         load_state(self.ema_sim, ck["ema"]["gen_sim"], "ema_sim", path)
         load_state(self.ema_real, ck["ema"]["gen_real"], "ema_real", path)
         try:
-            self.opt_g.load_state_dict(ck["optim"]["gen"])
-            self.opt_d.load_state_dict(ck["optim"]["dis"])
+            self.opt_g.load_state_dict(_fused(ck["optim"]["gen"]))
+            self.opt_d.load_state_dict(_fused(ck["optim"]["dis"]))
             self.sched_g.load_state_dict(ck["optim"]["sched_gen"])
             self.sched_d.load_state_dict(ck["optim"]["sched_dis"])
         except (KeyError, ValueError, RuntimeError) as exc:
@@ -260,8 +311,19 @@ class Trainer:
         set_rng_state(ck.get("rng", {}))
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the checkpoint (rank 0 only; other processes hold the same weights)."""
         path = Path(path) if path is not None else self.run_dir / CHECKPOINT_NAME
+        if self.rank != 0:
+            return path
         return save_checkpoint(path, self.state())
+
+    def _broadcast_weights(self) -> None:
+        """Every process starts from rank 0's weights (they are seeded alike; this makes it certain)."""
+        import torch.distributed as dist
+
+        for net in self.nets().values():
+            for t in [*net.parameters(), *net.buffers()]:
+                dist.broadcast(t.data, 0)
 
     # ---------------------------------------------------------------- outputs
 
@@ -297,27 +359,42 @@ class Trainer:
 
     def write_sample_grid(self) -> Path:
         path = self.run_dir / SAMPLES_DIR / f"step_{self.step:07d}.png"
+        if self.rank != 0:
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             write_png(tmp, self.sample_grid())
         return path
 
-    def _log(self, losses: dict[str, float]) -> None:
+    def _log(self, losses: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """Accumulate on the device; every ``log_every`` steps write the means (over steps and,
+        with several processes, over processes) and return them. The one host sync is there."""
         for k, v in losses.items():
-            self._log_acc[k] = self._log_acc.get(k, 0.0) + v
+            self._log_acc[k] = self._log_acc[k] + v if k in self._log_acc else v.clone()
         self._log_n += 1
         if self.step % self.cfg.train.log_every == 0:
-            self._flush_log()
+            return self._flush_log()
+        return None
 
-    def _flush_log(self) -> None:
+    def _flush_log(self) -> dict[str, float] | None:
         """Append the mean losses since the last line (no-op when there are none)."""
-        if self._log_n:
-            rec = {"step": self.step, "time": round(time.time(), 3),
-                   "lr": self.sched_g.get_last_lr()[0],
-                   **{k: v / self._log_n for k, v in self._log_acc.items()}}
+        if not self._log_n:
+            return None
+        keys = list(self._log_acc)
+        vals = torch.stack([self._log_acc[k].float() for k in keys]) / self._log_n
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(vals)
+            vals /= self.world_size
+        means = dict(zip(keys, vals.tolist()))
+        rec = {"step": self.step, "time": round(time.time(), 3), "lr": self.sched_g.get_last_lr()[0], **means}
+        if self.rank == 0:
             with open(self.run_dir / LOSS_LOG, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            self._log_acc, self._log_n = {}, 0
+        self._log_acc, self._log_n = {}, 0
+        self.last_logged = means
+        return means
 
     def _truncate_log(self) -> None:
         """Drop log lines past the resumed step (written after the last checkpoint)."""
@@ -334,34 +411,40 @@ class Trainer:
         """Train until ``max_iter``; returns ``"done"`` or ``"interrupted"`` (Ctrl-C, checkpoint saved).
 
         Ctrl-C is honoured between steps so the saved checkpoint is consistent; a second
-        Ctrl-C aborts at once.
+        Ctrl-C aborts at once. With several processes the stop is agreed on every
+        ``STOP_EVERY`` steps (all processes stop at the same step), and SIGTERM (what
+        torchrun sends its workers) counts as Ctrl-C. Losses are checked for NaN/inf at log
+        steps only: the check is a host sync.
         """
         t = self.cfg.train
         max_iter = t.max_iter if max_iter is None else max_iter
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.run_dir / "config.json", self.cfg.to_dict())
-        self._truncate_log()
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.run_dir / "config.json", {**self.cfg.to_dict(), "world_size": self.world_size})
+            self._truncate_log()
         status = "done"
-        with _deferred_interrupt() as stop:
+        with _deferred_interrupt(sigterm=self.world_size > 1) as stop:
             while self.step < max_iter:
                 losses = self.train_step()
-                if not all(math.isfinite(v) for v in losses.values()):
+                logged = self._log(losses)
+                if logged is not None and not all(math.isfinite(v) for v in logged.values()):
                     from ..errors import Sim2RealError
 
                     self.save(self.run_dir / "checkpoint_nonfinite.pt")
-                    raise Sim2RealError(f"training diverged at step {self.step} (losses {losses}); "
+                    raise Sim2RealError(f"training diverged by step {self.step} (mean losses {logged}); "
                                         f"lower optim.lr or use --precision fp32, then resume from "
                                         f"{self.run_dir / CHECKPOINT_NAME}")
-                self._log(losses)
                 if self.step % t.sample_every == 0:
                     self.write_sample_grid()
                 if self.step % t.checkpoint_every == 0:
                     self.save()
                 if progress is not None:
-                    progress.update(1, d=losses["d"], g=losses["g"], struct=losses["struct_s2r"])
+                    post = {} if logged is None else {"d": logged["d"], "g": logged["g"],
+                                                      "struct": logged["struct_s2r"]}
+                    progress.update(1, **post)
                 if on_step is not None:
                     on_step(self)
-                if stop["hit"]:
+                if self._should_stop(stop["hit"]):
                     status = "interrupted"
                     break
             self._flush_log()
@@ -371,10 +454,29 @@ class Trainer:
                 self.write_sample_grid()
         return status
 
+    STOP_EVERY = 10
+
+    def _should_stop(self, hit: bool) -> bool:
+        if self.world_size == 1:
+            return hit
+        if self.step % self.STOP_EVERY:
+            return False
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(hit)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def _fused(opt_state: dict) -> dict:
+    """An optimiser state dict loaded as fused Adam (checkpoints of older versions were not fused)."""
+    groups = [{**g, "fused": True, "foreach": None} for g in opt_state["param_groups"]]
+    return {**opt_state, "param_groups": groups}
+
 
 @contextmanager
-def _deferred_interrupt():
-    """Turn the first SIGINT into a flag checked between steps (main thread only)."""
+def _deferred_interrupt(sigterm: bool = False):
+    """Turn the first SIGINT (and SIGTERM if asked) into a flag checked between steps (main thread only)."""
     state = {"hit": False}
     if threading.current_thread() is not threading.main_thread():
         yield state
@@ -385,8 +487,10 @@ def _deferred_interrupt():
             raise KeyboardInterrupt
         state["hit"] = True
 
-    old = signal.signal(signal.SIGINT, handler)
+    sigs = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
+    old = {s: signal.signal(s, handler) for s in sigs}
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
