@@ -104,8 +104,12 @@ def export_cmd(run, out):
 
 
 @click.command("translate")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-              help="Run folder, its checkpoint.pt, or an exported translator.pt.")
+@click.option("--checkpoint", default=None, type=click.Path(path_type=Path),
+              help="Run folder, its checkpoint.pt, or an exported translator.pt (--method translator).")
+@click.option("--method", type=click.Choice(["translator", "colour"]), default="translator", show_default=True,
+              help="translator: the trained network; colour: no training, CIELAB mean/std of random --real frames.")
+@click.option("--real", "real", multiple=True, type=click.Path(path_type=Path),
+              help="Real frames (files or folders) whose colours --method colour takes; repeatable.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Rendered data set to translate.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output data set folder.")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Variants per render.")
@@ -127,7 +131,7 @@ def export_cmd(run, out):
 @click.option("--min-consistency", type=float, default=None,
               help="Redraw variants whose consistency (mean Dice vs the render's labels) is below this.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
+def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, style_from, batch, device, precision,
                   min_structure, max_redraws, keep_fov, segmenter, min_consistency, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
@@ -139,6 +143,11 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
     if threads:
         torch.set_num_threads(threads)
     n = len(open_dataset(data))
+    if method == "colour":
+        _colour(data, real, out, k, seed, n)
+        return
+    if checkpoint is None:
+        raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
     with Progress(n * k, "translate", "variants") as bar:
         summary = translate_dataset(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
                                     style_from=list(style_from) or None, batch=batch, device=device,
@@ -148,6 +157,22 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
     below_c = f", {summary['below_min_consistency']} below --min-consistency" if min_consistency is not None else ""
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure{below_c}; "
+               f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
+
+
+def _colour(data, real, out, k, seed, n):
+    """--method colour: the no-training baseline (see :mod:`.colour`)."""
+    from ..progress import Progress
+    from .colour import RealColours, colour_dataset
+
+    if not real:
+        raise Sim2RealError("--method colour needs --real DIR (real frames whose colours the renders take)")
+    if k < 1:
+        raise Sim2RealError(f"-k must be >= 1, got {k}")
+    colours = RealColours(list(real))
+    with Progress(n * k, "colour", "variants") as bar:
+        summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar)
+    click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
