@@ -51,7 +51,11 @@ def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision,
         if not ck_path.is_file():
             raise Sim2RealError(f"--resume: {ck_path} not found; start a new run without --resume")
         ck = load_checkpoint(ck_path, kinds=("train",))
-        if config is not None and load_config(config).to_dict() != TranslatorConfig.from_dict(ck["config"]).to_dict():
+        stored = TranslatorConfig.from_dict(ck["config"])
+        given = load_config(config) if config is not None else None
+        if given is not None and given.data.native_short == 0:
+            given.data.native_short = stored.data.native_short  # filled in when the run started
+        if given is not None and given.to_dict() != stored.to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
         if seed is not None and seed != ck["config"]["train"]["seed"]:
@@ -68,6 +72,10 @@ def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision,
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
+    if cfg.data.load_size == 0 and cfg.data.native_short == 0:
+        cfg.data.native_short = sim_images.short_side()  # native scale: real frames meet the renders' scale
+        click.echo(f"native scale: renders as they are, real frames resized to short side "
+                   f"{cfg.data.native_short}", err=True)
     real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: click.echo(f"video {p}: {n} frames", err=True))
     click.echo(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames", err=True)
     trainer = Trainer(cfg, sim_images, real_frames, out, device)

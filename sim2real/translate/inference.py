@@ -22,7 +22,7 @@ from ..dataset import FILES, DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
 from ..io import link_or_copy, write_json_atomic, write_png
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
-from .config import TranslatorConfig
+from .config import TranslatorConfig, work_short
 from .data import find_real_files, resize_short, to_tensor, trim_black_borders, _read
 from .generators import SimToReal, inference_state
 from .losses import msssim_gray
@@ -53,10 +53,12 @@ def export(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike | None =
     return out
 
 
-def _work_tensor(imgs: list[np.ndarray], short: int, multiple: int) -> torch.Tensor:
-    """uint8 images of one size -> (B, 3, h, w) in [-1, 1] at the training scale, padded to ``multiple``."""
+def _work_tensor(imgs: list[np.ndarray], short: int | None, multiple: int) -> torch.Tensor:
+    """uint8 images of one size -> (B, 3, h, w) in [-1, 1] at the training scale (``short``;
+    None = native, no resizing), padded to ``multiple`` (cropped back after decoding)."""
     x = torch.stack([to_tensor(i) for i in imgs])
-    x = resize_short(x, short)
+    if short:
+        x = resize_short(x, short)
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -130,7 +132,7 @@ def encode_reference_styles(model: SimToReal, cfg: TranslatorConfig, paths, devi
     mult = 2 ** cfg.model.n_downsample
     for p in images:
         img = trim_black_borders(_read(p, "style reference"), cfg.data.trim_black)
-        x, _ = _work_tensor([img], cfg.data.load_size, mult)
+        x, _ = _work_tensor([img], work_short(cfg.data, "real"), mult)
         codes.append(model.style(x.to(device)).float().cpu().numpy()[0])
     return np.stack(codes).astype(np.float32), [str(p) for p in images]
 
@@ -182,7 +184,7 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
     settings = {"checkpoint": str(ck["path"]), "checkpoint_sha256": ck_sha, "checkpoint_step": ck.get("step"),
                 "k": k, "seed": seed, "synchronized": synchronized,
                 "style_from": bank.refs, "min_structure": min_structure, "max_redraws": max_redraws,
-                "work_short_side": cfg.data.load_size, "keep_fov": keep_fov,
+                "work_short_side": cfg.data.load_size or "native", "keep_fov": keep_fov,
                 "segmenter": None if segmenter is None else str(segmenter), "min_consistency": min_consistency}
     fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
     fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
@@ -224,7 +226,7 @@ def translate_dataset(checkpoint, data, out, k: int = 5, seed: int = 0, synchron
         for i, img in enumerate(imgs):
             by_size.setdefault(img.shape[:2], []).append(i)
         for hw_out, members in by_size.items():
-            x, hw_work = _work_tensor([imgs[i] for i in members], cfg.data.load_size, mult)
+            x, hw_work = _work_tensor([imgs[i] for i in members], work_short(cfg.data, "sim"), mult)
             with autocast():
                 content = model.content(x.to(dev))
             styles, origins = zip(*(bank.initial(chunk[i][0], k) for i in members))

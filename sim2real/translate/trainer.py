@@ -23,11 +23,14 @@ from torch import nn
 
 from ..io import atomic_path, write_json_atomic, write_png
 from .checkpoint import CHECKPOINT_NAME, load_state, rng_state, save_checkpoint, set_rng_state
-from .config import TranslatorConfig
+from .config import TranslatorConfig, work_short
 from .data import RealFrames, SimImages, augment, resize_short, to_tensor
 from .discriminators import MultiScaleDiscriminator
 from .generators import RealGenerator, SimGenerator
-from .losses import gan_d_loss, gan_g_loss, l1, structure_loss
+from .losses import (PatchHeads, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss,
+                     structure_loss)
+
+SEMANTIC_CLASSES = 8  # the segmenter predicts the render class ids 0..7 (higher ids: background)
 
 LOSS_LOG = "losses.jsonl"
 SAMPLES_DIR = "samples"
@@ -68,6 +71,7 @@ class Trainer:
         self.sim, self.real = sim, real
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = pick_device(device)
+        self.seg = self.nce_heads = self.opt_seg = None
         m, o = cfg.model, cfg.optim
         g = torch.Generator().manual_seed(int(cfg.train.seed))
         self.gen_sim, self.gen_real = SimGenerator(m), RealGenerator(m)
@@ -84,6 +88,9 @@ class Trainer:
         adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
         self.opt_g = torch.optim.Adam(gen_params, **adam)
         self.opt_d = torch.optim.Adam(dis_params, **adam)
+        if cfg.data.load_size == 0 and cfg.data.native_short == 0 and sim is not None:
+            cfg.data.native_short = sim.short_side()  # recorded in the run's config
+        self._init_label_terms(g, adam, gen_params)
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.lr_step, o.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.lr_step, o.lr_gamma)
         self.step = 0
@@ -95,9 +102,35 @@ class Trainer:
         self._log_acc: dict[str, float] = {}
         self._log_n = 0
 
+    def _init_label_terms(self, g: torch.Generator, adam: dict, gen_params: list) -> None:
+        """The optional semantic segmenter (own optimiser) and PatchNCE heads (trained with G)."""
+        lw, m = self.cfg.loss, self.cfg.model
+        self.nce_layers: tuple[int, ...] = ()
+        if lw.nce > 0:
+            n = len(self.gen_sim.enc.net)
+            self.nce_layers = tuple(range(m.n_downsample + 1)) + (n - 1,)
+            chans = [m.gen_dim * 2 ** i for i in range(m.n_downsample + 1)]
+            chans.append(m.content_channels or m.gen_dim * 2 ** m.n_downsample)
+            self.nce_heads = PatchHeads(chans)
+            init_weights(self.nce_heads, g, "normal")
+            self.nce_heads.to(self.device)
+            self.opt_g.add_param_group({"params": list(self.nce_heads.parameters())})
+        if lw.semantic > 0:
+            from ..segment.unet import UNet
+
+            self.seg = UNet(SEMANTIC_CLASSES, base=lw.semantic_base, depth=3)
+            init_weights(self.seg, g)
+            self.seg.to(self.device)
+            self.opt_seg = torch.optim.Adam(self.seg.parameters(), lr=1e-3, betas=(0.9, 0.999))
+
     def nets(self) -> dict[str, nn.Module]:
-        return {"gen_sim": self.gen_sim, "gen_real": self.gen_real, "dis_sim": self.dis_sim,
+        nets = {"gen_sim": self.gen_sim, "gen_real": self.gen_real, "dis_sim": self.dis_sim,
                 "dis_real": self.dis_real, "ema_sim": self.ema_sim, "ema_real": self.ema_real}
+        if self.nce_heads is not None:
+            nets["nce_heads"] = self.nce_heads
+        if self.seg is not None:
+            nets["semantic_seg"] = self.seg
+        return nets
 
     # ---------------------------------------------------------------- one step
 
@@ -106,22 +139,32 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def draw_batch(self, step: int):
-        """The (sim, real) training crops of ``step``, (B, 3, h, w) in [-1, 1]."""
+    def draw_batch(self, step: int, labels: bool = False):
+        """The (sim, real) training crops of ``step``, (B, 3, h, w) in [-1, 1], and the rng;
+        with ``labels`` also the sim crops' label ids (B, h, w) aligned with them."""
         t, d = self.cfg.train, self.cfg.data
         rng = step_seed(t.seed, step)
-        xs = [self._draw(self.sim, rng, d.fov_prob_sim) for _ in range(t.batch_size)]
-        xr = [self._draw(self.real, rng, d.fov_prob_real) for _ in range(t.batch_size)]
-        return torch.stack(xs), torch.stack(xr), rng
+        sims = [self._draw(self.sim, rng, d.fov_prob_sim, work_short(d, "sim"), labels) for _ in range(t.batch_size)]
+        xr = [self._draw(self.real, rng, d.fov_prob_real, work_short(d, "real")) for _ in range(t.batch_size)]
+        if labels:
+            return torch.stack([x for x, _ in sims]), torch.stack(xr), rng, torch.stack([y for _, y in sims])
+        return torch.stack(sims), torch.stack(xr), rng
 
-    def _draw(self, source, rng, fov_prob: float) -> torch.Tensor:
+    def _draw(self, source, rng, fov_prob: float, short: int | None, labels: bool = False):
         # Blank crops (black video frames, a crop inside the black border) are redrawn:
         # instance norm of a constant image has degenerate gradients that blow up to NaN.
         for _ in range(20):
-            x = augment(source.get(int(rng.integers(len(source)))), rng, self.cfg.data, fov_prob)
+            i = int(rng.integers(len(source)))
+            img = source.get(i)
+            # native scale (short None): the render keeps its own short side
+            sh = min(img.shape[:2]) if short is None else short
+            if labels:
+                x, y = augment(img, rng, self.cfg.data, fov_prob, sh, source.get_labels(i))
+            else:
+                x = augment(img, rng, self.cfg.data, fov_prob, sh)
             if float(x.std()) > 0.02:
-                return x
-        return x
+                break
+        return (x, y) if labels else x
 
     def _gen_forward(self, xs, xr, s_rand, use_real_style, noise_r, noise_s2r):
         c_s = self.gen_sim.encode(xs)
@@ -146,7 +189,12 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One generator update then one discriminator update (on the same, detached fakes)."""
         cfg, lw = self.cfg, self.cfg.loss
-        xs, xr, rng = self.draw_batch(self.step)
+        use_sem = self.seg is not None
+        if use_sem:
+            xs, xr, rng, ys = self.draw_batch(self.step, labels=True)
+            ys = ys.to(self.device)
+        else:
+            xs, xr, rng = self.draw_batch(self.step)
         tg = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         b = xs.shape[0]
         use_real = torch.tensor(bool(rng.random() < lw.style_from_real_prob))
@@ -176,6 +224,16 @@ class Trainer:
             "struct_s2r": structure_loss(xs, o["x_s2r"]),
             "struct_r2s": structure_loss(xr, o["x_r2s"]),
         }
+        if self.nce_heads is not None:
+            q = encoder_features(self.gen_sim.enc, o["x_s2r"], self.nce_layers)
+            with torch.no_grad():
+                k = encoder_features(self.gen_sim.enc, xs, self.nce_layers)
+            parts["nce"] = patch_nce_loss(q, k, self.nce_heads, lw.nce_patches, lw.nce_tau, tg)
+        if use_sem:
+            self.seg.requires_grad_(False)
+            sem = semantic_loss(self.seg(o["x_s2r"]), ys)
+            # the segmenter learns alone first: its early verdicts are noise
+            parts["semantic"] = sem if self.step >= lw.semantic_warmup else sem.detach()
         g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -194,6 +252,15 @@ class Trainer:
             self.opt_d.step()
         else:
             skipped = True
+
+        if use_sem:  # the judge trains on the renders only (never on translations)
+            self.seg.requires_grad_(True)
+            seg_loss = semantic_loss(self.seg(xs), ys)
+            self.opt_seg.zero_grad(set_to_none=True)
+            seg_loss.backward()
+            if self._finite_grads(self.opt_seg):
+                self.opt_seg.step()
+            parts["semantic_seg"] = seg_loss.detach()
 
         self.sched_g.step()
         self.sched_d.step()
@@ -231,13 +298,15 @@ class Trainer:
             "model": {k: v.state_dict() for k, v in self.nets().items() if not k.startswith("ema")},
             "ema": {"gen_sim": self.ema_sim.state_dict(), "gen_real": self.ema_real.state_dict()},
             "optim": {"gen": self.opt_g.state_dict(), "dis": self.opt_d.state_dict(),
-                      "sched_gen": self.sched_g.state_dict(), "sched_dis": self.sched_d.state_dict()},
+                      "sched_gen": self.sched_g.state_dict(), "sched_dis": self.sched_d.state_dict(),
+                      **({"seg": self.opt_seg.state_dict()} if self.opt_seg is not None else {})},
             "rng": rng_state(),
         }
 
     def load_state(self, ck: dict) -> None:
         path = ck.get("path", "checkpoint")
-        for k in ("gen_sim", "gen_real", "dis_sim", "dis_real"):
+        extra = [k for k in ("nce_heads", "semantic_seg") if k in self.nets()]
+        for k in ("gen_sim", "gen_real", "dis_sim", "dis_real", *extra):
             if k not in ck["model"]:
                 from .checkpoint import CheckpointError
 
@@ -250,6 +319,8 @@ class Trainer:
             self.opt_d.load_state_dict(ck["optim"]["dis"])
             self.sched_g.load_state_dict(ck["optim"]["sched_gen"])
             self.sched_d.load_state_dict(ck["optim"]["sched_dis"])
+            if self.opt_seg is not None:
+                self.opt_seg.load_state_dict(ck["optim"]["seg"])
         except (KeyError, ValueError, RuntimeError) as exc:
             from .checkpoint import CheckpointError
 
@@ -269,8 +340,10 @@ class Trainer:
         ch, cw = (int(c) for c in self.cfg.data.crop)
         idx = np.linspace(0, len(source) - 1, n).round().astype(int)
         out = []
+        short = work_short(self.cfg.data, "sim" if source is self.sim else "real")
         for i in idx:
-            x = resize_short(to_tensor(source.get(int(i))), self.cfg.data.load_size)
+            x = to_tensor(source.get(int(i)))
+            x = resize_short(x, short) if short else x
             h, w = x.shape[-2:]
             if h < ch or w < cw:
                 x = torch.nn.functional.pad(x, (0, max(0, cw - w), 0, max(0, ch - h)))
