@@ -114,3 +114,19 @@ def test_bad_label_term_settings_are_named(bad, words):
 
     with pytest.raises(ConfigError, match=words):
         load_config(None, bad)
+
+
+def test_native_run_translates_renders_at_their_own_size(fake_render_dataset, fake_real_folder, tmp_path):
+    from sim2real.dataset import open_dataset
+    from sim2real.translate.inference import translate_dataset
+
+    tr = _make(fake_render_dataset, fake_real_folder, tmp_path / "run")
+    tr.fit(1)
+    out = translate_dataset(tmp_path / "run", fake_render_dataset, tmp_path / "tr", k=2)["out"]
+    src, ds = open_dataset(fake_render_dataset), open_dataset(out)
+    assert len(ds) == 2 * len(src)
+    for s in ds:
+        r = src.sample(s.meta["translation"]["source_id"])
+        assert s.image().shape == r.image().shape
+        assert s.path("segmentation").read_bytes() == r.path("segmentation").read_bytes()
+    assert ds.info["translation"]["work_short_side"] == "native"
