@@ -34,11 +34,14 @@ _M_XYZ2RGB = np.linalg.inv(_M_RGB2XYZ)
 _WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
 
 
+_LINEAR = np.where(np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92,
+                   ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)  # sRGB uint8 -> linear
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 (..., 3) -> CIELAB float64 (..., 3) (D65; L in 0..100)."""
-    c = rgb.astype(np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _M_RGB2XYZ.T / _WHITE
+    """sRGB uint8 (..., 3) -> CIELAB float (..., 3) (D65; L in 0..100)."""
+    lin = _LINEAR.astype(np.float32)[rgb]
+    xyz = lin @ (_M_RGB2XYZ.T / _WHITE[None, :]).astype(np.float32)
     d = 6 / 29
     f = np.where(xyz > d ** 3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
@@ -46,19 +49,19 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """CIELAB (..., 3) -> sRGB uint8 (..., 3), out-of-gamut colours clipped."""
+    lab = lab.astype(np.float32)
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
     d = 6 / 29
-    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29)) * _WHITE
-    lin = np.clip(xyz @ _M_XYZ2RGB.T, 0, 1)
+    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29))
+    lin = np.clip(xyz @ (_M_XYZ2RGB * _WHITE[None, :]).T.astype(np.float32), 0, 1)
     c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
     return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
 
 
 def lab_stats(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """(2, 3): per-channel mean and std in CIELAB of the pixels where ``mask`` is true."""
-    lab = rgb_to_lab(img if mask is None else img[mask])
-    lab = lab.reshape(-1, 3)
+    lab = rgb_to_lab(img if mask is None else img[mask]).reshape(-1, 3).astype(np.float64)
     if len(lab) == 0:
         raise ValueError("no pixels to measure")
     return np.stack([lab.mean(0), lab.std(0)])
@@ -79,7 +82,7 @@ def transfer(img: np.ndarray, target: np.ndarray, inside: np.ndarray | None = No
     if not inside.any():
         return out
     lab = rgb_to_lab(img[inside])
-    mu, sd = lab.mean(0), lab.std(0)
+    mu, sd = lab.mean(0, dtype=np.float64), lab.std(0, dtype=np.float64)
     gain = np.minimum(target[1] / np.maximum(sd, 1e-6), MAX_GAIN)
     out[inside] = lab_to_rgb((lab - mu) * gain + target[0])
     return out
