@@ -85,7 +85,10 @@ def test_experiment_runs_available_arms_and_reports(fake_render_dataset, tmp_pat
     assert not res["arms"]["b"]["runs"] and not res["arms"]["d"]["runs"]  # no translated data given
     assert set(res["split"]["train_videos"]).isdisjoint(res["split"]["test_videos"])
     rows = [ln for ln in (tmp_path / "exp" / "report.md").read_text().splitlines() if ln.startswith("| (")]
-    assert len(rows) == 4 and "not run" in rows[1]
+    assert len(rows) == 5 and "not run" in rows[1] and "not run" in rows[2]  # (e), (b): no data given
+    assert set(res["realism"]) == {"a", "c"}
+    for r in res["realism"].values():
+        assert 0 <= r["whole"]["accuracy"] <= 1 and 0 <= r["centre"]["accuracy"] <= 1
     # a second call reuses finished arms and a changed split is refused
     res2 = run_experiment(cfg, tmp_path / "exp", ["c"], device="cpu", progress=False)
     # data sets may be added or left out later (each run records its sources)
@@ -184,9 +187,13 @@ def test_experiment_all_four_arms(fake_render_dataset, tmp_path):
     real = write_fake_real_folder(tmp_path / "real", n=8, size=(64, 32), videos=4)
     # the fake render set stands in for a translated one (same format, same labels)
     cfg = ExperimentConfig(real=str(real), render=str(fake_render_dataset), translated=str(fake_render_dataset),
-                           train_videos=2, size=(32, 16), steps=2, finetune_steps=1, batch=2, base=4)
-    res = run_experiment(cfg, tmp_path / "exp", ["a", "b", "c", "d"], device="cpu", progress=False)
-    assert all(res["arms"][a]["runs"] for a in "abcd")
+                           colour=str(fake_render_dataset), train_videos=2, size=(32, 16), steps=2, finetune_steps=1,
+                           batch=2, base=4)
+    res = run_experiment(cfg, tmp_path / "exp", ["a", "b", "c", "d", "e"], device="cpu", progress=False)
+    assert all(res["arms"][a]["runs"] for a in "abcde")
+    assert set(res["realism"]) == {"a", "b", "c", "e"}
+    table = (tmp_path / "exp" / "report.md").read_text()
+    assert "colour-transferred" in table and "two-sample" in table
     d = load_checkpoint(tmp_path / "exp" / "d" / "seed0")
     assert d["init_from"].endswith("b/seed0/checkpoint.pt") and d["step"] == 1
-    assert set(res["domain_stats"]) == {"real", "render", "translated"}
+    assert set(res["domain_stats"]) == {"real", "render", "colour", "translated"}

@@ -165,8 +165,10 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--real-map", default="gallbladder=5,tool=6", show_default=True)
 @click.option("--render", type=click.Path(), default=None, help="Rendered data set for arm (a).")
 @click.option("--translated", type=click.Path(), default=None, help="Translated data set for arms (b) and (d).")
+@click.option("--colour", type=click.Path(), default=None,
+              help="Colour-transferred data set ('translate --method colour') for arm (e).")
 @click.option("--out", required=True, type=click.Path(), help="Experiment folder (one sub-folder per arm, report.*).")
-@click.option("--arms", default="a,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
+@click.option("--arms", default="a,e,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
 @click.option("--train-videos", type=int, default=4, show_default=True, help="Real videos labelled for (c)/(d).")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Training seeds (comma list); results are averaged.")
@@ -177,9 +179,11 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--base", type=int, default=16, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None)
-def experiment_cmd(real, real_map, render, translated, out, arms, train_videos, split_seed, seeds, size, steps,
-                   finetune_steps, batch, base, device, threads):
-    """The paper's comparison: (a) renders, (b) translated, (c) few real videos, (d) (b) then (c)."""
+@click.option("--realism/--no-realism", default=True, show_default=True,
+              help="Two-sample accuracy of each arm's training set against the held-out real frames.")
+def experiment_cmd(real, real_map, render, translated, colour, out, arms, train_videos, split_seed, seeds, size, steps,
+                   finetune_steps, batch, base, device, threads, realism):
+    """The paper's comparison: (a) renders, (e) colour transfer, (b) translated, (c) few real videos, (d) (b) then (c)."""
     from .experiment import ExperimentConfig, run_experiment
 
     _threads(threads)
@@ -187,12 +191,13 @@ def experiment_cmd(real, real_map, render, translated, out, arms, train_videos, 
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise Sim2RealError(f"--seeds {seeds!r}: expected integers, e.g. 0,1") from None
-    cfg = ExperimentConfig(real=real, real_map=real_map, render=render, translated=translated,
+    cfg = ExperimentConfig(real=real, real_map=real_map, render=render, translated=translated, colour=colour,
                            train_videos=train_videos, split_seed=split_seed, seeds=tuple(seed_list),
                            size=_size(size), steps=steps, finetune_steps=finetune_steps or steps,
                            batch=batch, base=base)
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
-    report = run_experiment(cfg, out, arm_list, device=device, log=lambda m: click.echo(m, err=True))
+    report = run_experiment(cfg, out, arm_list, device=device, log=lambda m: click.echo(m, err=True),
+                            realism=realism)
     click.echo(report["markdown"])
 
 

@@ -25,6 +25,7 @@ from .train import TrainConfig
 
 ARMS = {
     "a": "untranslated renders (0 real labels)",
+    "e": "colour-transferred renders (0 real labels)",
     "b": "translated renders (0 real labels)",
     "c": "real labelled frames of the training videos",
     "d": "(b) pre-training, fine-tuned on (c)'s frames",
@@ -37,6 +38,7 @@ class ExperimentConfig:
     real_map: str = "gallbladder=5,tool=6"
     render: str | None = None
     translated: str | None = None
+    colour: str | None = None
     classes: tuple[str, ...] = DEFAULT_CLASSES
     train_videos: int = 4
     split_seed: int = 0
@@ -54,7 +56,7 @@ def _train_cfg(cfg: ExperimentConfig, seed: int, steps: int) -> TrainConfig:
 
 
 def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device: str = "auto",
-                   log=lambda msg: None, progress: bool = True) -> dict:
+                   log=lambda msg: None, progress: bool = True, realism: bool = True) -> dict:
     """Run the requested ``arms`` (skipping those without data), then write the report."""
     import torch
 
@@ -65,7 +67,7 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
 
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
-        raise Sim2RealError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from a,b,c,d")
+        raise Sim2RealError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from {','.join(ARMS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(cfg.classes)
@@ -78,10 +80,11 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
     _check_same(out / "split.json", split, "video split (--train-videos/--split-seed/--real)")
     write_json_atomic(out / "split.json", split)
     # data sets may be added as they appear (each run records its own sources)
-    _check_same(out / "experiment.json", _settings(cfg), "settings", skip=("render", "translated"))
+    _check_same(out / "experiment.json", _settings(cfg), "settings", skip=("render", "translated", "colour"))
     write_json_atomic(out / "experiment.json", _settings(cfg))
 
-    data_for = {"a": cfg.render, "b": cfg.translated}
+    data_for = {"a": cfg.render, "b": cfg.translated, "e": cfg.colour}
+    flag = {"a": "--render", "b": "--translated", "e": "--colour"}
     for arm in [a for a in ARMS if a in arms]:
         for seed in cfg.seeds:
             run_dir = out / arm / f"seed{seed}"
@@ -89,9 +92,9 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
                 log(f"arm ({arm}) seed {seed}: done earlier, reused")
                 continue
             init = None
-            if arm in ("a", "b"):
+            if arm in data_for:
                 if not data_for[arm]:
-                    log(f"arm ({arm}): skipped, no --{'render' if arm == 'a' else 'translated'} data set given")
+                    log(f"arm ({arm}): skipped, no {flag[arm]} data set given")
                     break
                 items = sim_items(data_for[arm], classes)
                 steps = cfg.steps
@@ -120,6 +123,8 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
             log(f"arm ({arm}) seed {seed}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
 
     result = collect(out, cfg, split)
+    if realism:
+        result["realism"] = training_set_realism(cfg, out, real_train, real_test, log)
     result["domain_stats"] = _domain_stats(cfg, real, classes)
     result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads(), "device": device}
     result["markdown"] = to_markdown(result)
@@ -130,6 +135,60 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
     return result
 
 
+REALISM_MAX = 400  # images per side of a two-sample test (a seeded subset of larger sets)
+
+
+def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test: list, log=lambda m: None) -> dict:
+    """Two-sample accuracy of each arm's training set against the held-out real frames.
+
+    The classifier of :func:`sim2real.translate.evaluate.two_sample_accuracy` (small CNN,
+    from scratch) trains on half of the held-out videos and half of the set's renders (or
+    videos), and is scored on the other halves; 0.5 = indistinguishable. Whole frame and
+    central half. Cached per source in ``OUT/realism.json``.
+    """
+    import torch
+
+    from ..io import read_json, write_json_atomic
+    from ..translate.evaluate import _cls_pair, _split, two_sample_accuracy
+
+    cache_path = Path(out) / "realism.json"
+    cache = read_json(cache_path) if cache_path.is_file() else {}
+
+    def tensors(items, seed):
+        rng = np.random.default_rng(seed)
+        if len(items) > REALISM_MAX:
+            items = [items[i] for i in sorted(rng.choice(len(items), REALISM_MAX, replace=False))]
+        return torch.stack([_cls_pair(it.load()[0]) for it in items]), [it.video for it in items]
+
+    real_x, real_k = None, None
+    sources = {"a": cfg.render, "e": cfg.colour, "b": cfg.translated, "c": "real:train-videos"}
+    result = {}
+    for arm, src in sources.items():
+        if not src:
+            continue
+        key = f"{arm}:{Path(src).resolve() if arm != 'c' else src}"
+        if key in cache:
+            result[arm] = cache[key]
+            continue
+        if real_x is None:
+            real_x, real_k = tensors(real_test, 0)
+            real_tr = _split(real_k, 0)
+        items = real_train if arm == "c" else sim_items(src, list(cfg.classes))
+        fx, fk = tensors(items, 1)
+        fake_tr = _split(fk, 1)
+        rsel = torch.tensor([k in real_tr for k in real_k])
+        fsel = torch.tensor([k in fake_tr for k in fk])
+        res = {}
+        for view, name in ((0, "whole"), (1, "centre")):
+            r = two_sample_accuracy(real_x[rsel, view], real_x[~rsel, view], fx[fsel, view], fx[~fsel, view], seed=0)
+            res[name] = {"accuracy": r["accuracy"], "stderr": r["stderr"], "n_test": r["n_test"]}
+        res["source"] = src
+        log(f"realism ({arm}): two-sample accuracy {res['whole']['accuracy']:.3f} (centre {res['centre']['accuracy']:.3f})")
+        cache[key] = result[arm] = res
+        write_json_atomic(cache_path, cache)
+    return result
+
+
 def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict:
     """Class content and colour of each available source (see :mod:`.diagnostics`)."""
     from .diagnostics import domain_stats
@@ -137,7 +196,7 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
     from ..dataset import open_dataset
 
     stats = {"real": domain_stats(real, classes, cfg.size)}
-    for name, path in (("render", cfg.render), ("translated", cfg.translated)):
+    for name, path in (("render", cfg.render), ("colour", cfg.colour), ("translated", cfg.translated)):
         if path:
             stats[name] = domain_stats(sim_items(path, classes), classes, cfg.size)
     if cfg.translated:
@@ -215,13 +274,18 @@ def to_markdown(result: dict) -> str:
         f"'/img' = mean per-image Dice (class absent from both prediction and truth = 1).",
         "",
         "| arm | training data | images | seeds | " + " | ".join(f"{c} Dice | {c} Dice/img" for c in classes)
-        + " | train wall s |",
-        "|---|---|---|---|" + "---|---|" * len(classes) + "---|",
+        + " | two-sample acc. (whole / centre) | train wall s |",
+        "|---|---|---|---|" + "---|---|" * len(classes) + "---|---|",
     ]
+    realism = result.get("realism", {})
+
+    def acc(arm):
+        r = realism.get("c" if arm == "d" else arm)
+        return "-" if not r else f"{r['whole']['accuracy']:.3f} / {r['centre']['accuracy']:.3f}"
     for arm, entry in result["arms"].items():
         runs = entry["runs"]
         if not runs:
-            lines.append(f"| ({arm}) | {entry['what']} | - | not run | " + " | ".join("-" for _ in classes * 2) + " | - |")
+            lines.append(f"| ({arm}) | {entry['what']} | - | not run | " + " | ".join("-" for _ in classes * 2) + " | - | - |")
             continue
         cells = []
         for c in classes:
@@ -231,7 +295,11 @@ def to_markdown(result: dict) -> str:
             cells.append(_fmt(m["dice_mean_image"]))
         wall = sum(r["train_wall_s"] for r in runs) / len(runs)
         lines.append(f"| ({arm}) | {entry['what']} | {runs[0]['train_images']} | "
-                     f"{','.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + f" | {wall:.0f} |")
+                     f"{','.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + f" | {acc(arm)} | {wall:.0f} |")
+    if realism:
+        lines += ["", "Two-sample accuracy: a small CNN trained from scratch to tell the arm's training images from "
+                  "the held-out real frames (half of each side to train, split by video/render; 0.5 = "
+                  "indistinguishable); (d) trains on (c)'s frames."]
     if result.get("domain_stats"):
         from .diagnostics import stats_markdown
 

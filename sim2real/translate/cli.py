@@ -92,7 +92,11 @@ def _train(sim, real, out, config, resume, max_iter, seed, device, precision, co
             raise Sim2RealError(f"--resume: {ck_path} was trained by {ck.get('world_size', 1)} process(es), this job "
                                 f"has {world}; resume with the same number (torchrun --nproc-per-node "
                                 f"{ck.get('world_size', 1)}) so the run continues exactly")
-        if config is not None and load_config(config).to_dict() != TranslatorConfig.from_dict(ck["config"]).to_dict():
+        stored = TranslatorConfig.from_dict(ck["config"])
+        given = load_config(config) if config is not None else None
+        if given is not None and given.data.native_short == 0:
+            given.data.native_short = stored.data.native_short  # filled in when the run started
+        if given is not None and given.to_dict() != stored.to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
         if seed is not None and seed != ck["config"]["train"]["seed"]:
@@ -109,6 +113,9 @@ def _train(sim, real, out, config, resume, max_iter, seed, device, precision, co
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
+    if cfg.data.load_size == 0 and cfg.data.native_short == 0:
+        cfg.data.native_short = sim_images.short_side()  # native scale: real frames meet the renders' scale
+        say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
     real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"))
     say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames")
     trainer = Trainer(cfg, sim_images, real_frames, out, device)
@@ -145,8 +152,12 @@ def export_cmd(run, out):
 
 
 @click.command("translate")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-              help="Run folder, its checkpoint.pt, or an exported translator.pt.")
+@click.option("--checkpoint", default=None, type=click.Path(path_type=Path),
+              help="Run folder, its checkpoint.pt, or an exported translator.pt (--method translator).")
+@click.option("--method", type=click.Choice(["translator", "colour"]), default="translator", show_default=True,
+              help="translator: the trained network; colour: no training, CIELAB mean/std of random --real frames.")
+@click.option("--real", "real", multiple=True, type=click.Path(path_type=Path),
+              help="Real frames (files or folders) whose colours --method colour takes; repeatable.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Rendered data set to translate.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output data set folder.")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Variants per render.")
@@ -172,11 +183,12 @@ def export_cmd(run, out):
 @click.option("--io-threads", type=int, default=2, show_default=True,
               help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batch, device, precision,
+def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, style_from, batch, device, precision,
                   min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard, io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
+    from ..dataset import open_dataset
     from ..pipeline import parse_shard
     from ..progress import Progress
     from .inference import TranslateOptions, open_source, run_translation
@@ -184,6 +196,11 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
 
     if threads:
         torch.set_num_threads(threads)
+    if method == "colour":
+        _colour(data, real, out, k, seed, len(open_dataset(data)))
+        return
+    if checkpoint is None:
+        raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
     opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
                             style_from=list(style_from) or None, batch=batch, device=device,
                             precision=precision, min_structure=min_structure, max_redraws=max_redraws,
@@ -204,6 +221,22 @@ def translate_cmd(checkpoint, data, out, k, seed, synchronized, style_from, batc
     below_c = f", {summary['below_min_consistency']} below --min-consistency" if min_consistency is not None else ""
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"{summary['redraws']} redraws, {summary['below_min_structure']} below --min-structure{below_c}; "
+               f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
+
+
+def _colour(data, real, out, k, seed, n):
+    """--method colour: the no-training baseline (see :mod:`.colour`)."""
+    from ..progress import Progress
+    from .colour import RealColours, colour_dataset
+
+    if not real:
+        raise Sim2RealError("--method colour needs --real DIR (real frames whose colours the renders take)")
+    if k < 1:
+        raise Sim2RealError(f"-k must be >= 1, got {k}")
+    colours = RealColours(list(real))
+    with Progress(n * k, "colour", "variants") as bar:
+        summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar)
+    click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 

@@ -54,6 +54,15 @@ class LossConfig:
     struct_s2r: float = 5.0
     struct_r2s: float = 3.0
     style_from_real_prob: float = 0.5  # share of iterations whose style is the current real image's
+    # Semantic consistency (CyCADA): a small U-Net trained jointly on the renders' crops and
+    # labels judges each sim -> real translation; cross-entropy against the render's labels.
+    semantic: float = 0.0
+    semantic_warmup: int = 500     # steps the segmenter trains alone before the term applies
+    semantic_base: int = 8         # its U-Net width (depth 3)
+    # PatchNCE (CUT): contrastive patch loss between input and translation, encoder features.
+    nce: float = 0.0
+    nce_patches: int = 64          # sampled locations per feature layer (negatives: the others)
+    nce_tau: float = 0.07
 
 
 @dataclass
@@ -70,7 +79,10 @@ class OptimConfig:
 class DataConfig:
     """Loading and augmentation; sizes are pixels, (height, width) for crops."""
 
-    load_size: int = 256           # short side after resizing, before augmentation
+    load_size: int = 256           # short side after resizing, before augmentation; 0 = native scale:
+                                   # renders keep their own resolution, real frames go to native_short
+    native_short: int = 0          # native scale: real frames' short side; 0 = the renders' median short
+                                   # side, recorded in the run's config when training starts
     crop: list = field(default_factory=lambda: [256, 452])  # training crop (h, w)
     scale_range: list = field(default_factory=lambda: [1.0, 1.2])  # random resize factor
     rotate_deg: float = 10.0
@@ -152,12 +164,21 @@ class TranslatorConfig:
         need(m.gan_type in ("lsgan", "nsgan"), "model.gan_type", "lsgan or nsgan", m.gan_type)
         for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
+        for k in ("semantic", "nce"):
+            need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
+        need(lo.semantic_warmup >= 0, "loss.semantic_warmup", ">= 0", lo.semantic_warmup)
+        need(lo.semantic_base >= 1, "loss.semantic_base", ">= 1", lo.semantic_base)
+        need(lo.nce_patches >= 2, "loss.nce_patches", ">= 2", lo.nce_patches)
+        need(lo.nce_tau > 0, "loss.nce_tau", "> 0", lo.nce_tau)
         need(0 <= lo.style_from_real_prob <= 1, "loss.style_from_real_prob", "within 0..1", lo.style_from_real_prob)
         need(o.lr > 0, "optim.lr", "> 0", o.lr)
         need(0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optim.beta1/beta2", "within [0, 1)", (o.beta1, o.beta2))
         need(o.lr_step >= 1, "optim.lr_step", ">= 1", o.lr_step)
         mult = 2 ** m.n_downsample
-        need(da.load_size >= 16, "data.load_size", ">= 16", da.load_size)
+        need(da.load_size == 0 or da.load_size >= 16, "data.load_size", ">= 16, or 0 for native scale",
+             da.load_size)
+        need(da.native_short == 0 or da.native_short >= 16, "data.native_short", ">= 16, or 0 (the renders')",
+             da.native_short)
         need(len(da.crop) == 2 and all(int(c) >= 16 and int(c) % mult == 0 for c in da.crop), "data.crop",
              f"[height, width], each >= 16 and a multiple of {mult} (2**model.n_downsample)", da.crop)
         need(len(da.scale_range) == 2 and 0 < da.scale_range[0] <= da.scale_range[1], "data.scale_range",
@@ -174,6 +195,17 @@ class TranslatorConfig:
         need(t.precision in ("bf16", "fp32"), "train.precision", "bf16 or fp32", t.precision)
         for k in ("checkpoint_every", "sample_every", "log_every", "sample_k", "sample_rows"):
             need(getattr(t, k) >= 1, f"train.{k}", ">= 1", getattr(t, k))
+
+
+def work_short(d: DataConfig, domain: str) -> int | None:
+    """Short side images of ``domain`` ("sim" or "real") are resized to; None = kept as they are."""
+    if d.load_size:
+        return d.load_size
+    if domain == "sim":
+        return None
+    if not d.native_short:
+        raise ConfigError("data.native_short is not set; native-scale runs record it when training starts")
+    return d.native_short
 
 
 def _coerce(value, default, where: str):

@@ -74,43 +74,73 @@ def fov_mask(h: int, w: int, rng: np.random.Generator, cfg: DataConfig) -> torch
     return (((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r).float()[None]
 
 
-def _rotate(x: torch.Tensor, deg: float) -> torch.Tensor:
+def _rotate(x: torch.Tensor, deg: float, mode: str = "bilinear") -> torch.Tensor:
     if deg == 0:
         return x
     h, w = x.shape[-2:]
     a = math.radians(deg)
     # affine_grid works in normalised coordinates; correct for the aspect ratio.
     theta = torch.tensor([[math.cos(a), -math.sin(a) * h / w, 0.0],
-                          [math.sin(a) * w / h, math.cos(a), 0.0]], dtype=x.dtype)[None]
+                          [math.sin(a) * w / h, math.cos(a), 0.0]], dtype=torch.float32)[None]
     grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)
-    return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0].to(x.dtype)
 
 
-def augment(img: np.ndarray, rng: np.random.Generator, cfg: DataConfig, fov_prob: float) -> torch.Tensor:
+def _resize_labels(seg: torch.Tensor, size) -> torch.Tensor:
+    """(1, H, W) label ids resized with nearest neighbour (labels are never blended)."""
+    if tuple(seg.shape[-2:]) == tuple(size):
+        return seg
+    return F.interpolate(seg[None].float(), size=size, mode="nearest-exact")[0].to(seg.dtype)
+
+
+def augment(img: np.ndarray, rng: np.random.Generator, cfg: DataConfig, fov_prob: float,
+            short: float | None = None, seg: np.ndarray | None = None):
     """uint8 (H, W, 3) -> augmented training crop, float (3, crop_h, crop_w) in [-1, 1].
 
-    Random resize, rotation, crop (black padding where the image is smaller), optional
-    flip, brightness/contrast jitter, and a random circular field-of-view mask.
+    Random resize (short side ``short`` x a factor from ``scale_range``; ``short``
+    defaults to ``load_size``), rotation, crop (black padding where the image is
+    smaller), optional flip, brightness/contrast jitter, and a random circular
+    field-of-view mask. With ``seg`` (uint8 (H, W) label ids) returns ``(crop, labels)``,
+    the labels put through the same geometry with nearest neighbour (0 where padded or
+    masked out, like the render's own outside-the-field-of-view labels).
     """
     ch, cw = int(cfg.crop[0]), int(cfg.crop[1])
+    short = cfg.load_size if short is None else short
     x = to_tensor(img)
-    x = resize_short(x, cfg.load_size * rng.uniform(*cfg.scale_range))
-    x = _rotate(x, rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
+    lab = None if seg is None else torch.from_numpy(np.ascontiguousarray(seg))[None]
+    x = resize_short(x, short * rng.uniform(*cfg.scale_range))
+    if lab is not None:
+        lab = _resize_labels(lab, x.shape[-2:])
+    deg = rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)
+    x = _rotate(x, deg)
+    if lab is not None:
+        lab = _rotate(lab, deg, "nearest")
     h, w = x.shape[-2:]
     if h < ch or w < cw:
         ph, pw = max(0, ch - h), max(0, cw - w)
         top, left = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
         x = F.pad(x, (left, pw - left, top, ph - top))
+        if lab is not None:
+            lab = F.pad(lab, (left, pw - left, top, ph - top))
         h, w = x.shape[-2:]
     top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     x = x[:, top:top + ch, left:left + cw]
+    if lab is not None:
+        lab = lab[:, top:top + ch, left:left + cw]
     if rng.random() < cfg.hflip_prob:
         x = x.flip(-1)
+        if lab is not None:
+            lab = lab.flip(-1)
     c = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
     b = rng.uniform(-cfg.brightness, cfg.brightness)
     x = ((x - x.mean()) * c + x.mean() + b).clamp_(0, 1)
     if rng.random() < fov_prob:
-        x = x * fov_mask(ch, cw, rng, cfg)
+        m = fov_mask(ch, cw, rng, cfg)
+        x = x * m
+        if lab is not None:
+            lab = lab * m.to(lab.dtype)
+    if lab is not None:
+        return x * 2 - 1, lab[0]
     return x * 2 - 1
 
 
@@ -123,7 +153,7 @@ def _read(path: Path, what: str) -> np.ndarray:
 
 
 class SimImages:
-    """The images of a rendered data set (labels are not used for training)."""
+    """The images of a rendered data set and, for the semantic-consistency loss, their labels."""
 
     def __init__(self, root: str | os.PathLike):
         ds = open_dataset(root)
@@ -133,12 +163,31 @@ class SimImages:
             raise DatasetError(f"{root} holds no samples; render some with 'sim2real render' first")
         self.dataset = ds
         self.paths = [s.path("image") for s in ds]
+        self.seg_paths = [s.path("segmentation") for s in ds]
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def get(self, i: int) -> np.ndarray:
         return _read(self.paths[i], "sim image")
+
+    def get_labels(self, i: int) -> np.ndarray:
+        """uint8 (H, W) class ids of render ``i`` (the data set's class table)."""
+        from ..io import read_png
+
+        p = self.seg_paths[i]
+        if not p.is_file():
+            raise DatasetError(f"{p} is missing; the semantic loss needs the renders' segmentation.png "
+                               f"(re-render, or set loss.semantic = 0)")
+        return read_png(p)
+
+    def short_side(self) -> int:
+        """The renders' median short side in pixels (their native training scale)."""
+        sides = []
+        for s in list(self.dataset)[:: max(1, len(self.dataset) // 16)]:
+            res = s.meta.get("resolution")
+            sides.append(min(res) if res else min(s.image().shape[:2]))
+        return int(np.median(sides))
 
 
 def find_real_files(paths) -> tuple[list[Path], list[Path]]:
@@ -209,7 +258,7 @@ class RealFrames:
         self.frame_names: list[str] = []
         # Videos are decoded once and kept at training scale (slightly above load_size so
         # the random up-scaling does not blur them).
-        keep = int(math.ceil(cfg.load_size * max(cfg.scale_range)))
+        keep = int(math.ceil((cfg.load_size or cfg.native_short or 256) * max(cfg.scale_range)))
         for v in videos:
             fr = read_video_frames(v, cfg.video_fps, keep, cfg.trim_black)
             self.frames += fr

@@ -25,7 +25,7 @@ from ..dataset import FILES, DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
 from ..io import link_or_copy, write_json_atomic, write_png
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
-from .config import TranslatorConfig
+from .config import TranslatorConfig, work_short
 from .data import find_real_files, resize_short, to_tensor, trim_black_borders, _read
 from .generators import SimToReal, inference_state
 from .losses import msssim_gray
@@ -56,10 +56,12 @@ def export(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike | None =
     return out
 
 
-def _work_tensor(imgs: list[np.ndarray], short: int, multiple: int) -> torch.Tensor:
-    """uint8 images of one size -> (B, 3, h, w) in [-1, 1] at the training scale, padded to ``multiple``."""
+def _work_tensor(imgs: list[np.ndarray], short: int | None, multiple: int) -> torch.Tensor:
+    """uint8 images of one size -> (B, 3, h, w) in [-1, 1] at the training scale (``short``;
+    None = native, no resizing), padded to ``multiple`` (cropped back after decoding)."""
     x = torch.stack([to_tensor(i) for i in imgs])
-    x = resize_short(x, short)
+    if short:
+        x = resize_short(x, short)
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -133,7 +135,7 @@ def encode_reference_styles(model: SimToReal, cfg: TranslatorConfig, paths, devi
     mult = 2 ** cfg.model.n_downsample
     for p in images:
         img = trim_black_borders(_read(p, "style reference"), cfg.data.trim_black)
-        x, _ = _work_tensor([img], cfg.data.load_size, mult)
+        x, _ = _work_tensor([img], work_short(cfg.data, "real"), mult)
         codes.append(model.style(x.to(device)).float().cpu().numpy()[0])
     return np.stack(codes).astype(np.float32), [str(p) for p in images]
 
@@ -245,7 +247,7 @@ class MunitTranslator:
     @torch.no_grad()
     def content(self, imgs: list[np.ndarray]):
         """Content codes of uint8 renders of one size, and the working size (h, w)."""
-        x, hw_work = _work_tensor(imgs, self.cfg.data.load_size, self.multiple)
+        x, hw_work = _work_tensor(imgs, work_short(self.cfg.data, "sim"), self.multiple)
         with self.autocast():
             return self.model.content(x.to(self.device)), hw_work
 
@@ -421,7 +423,7 @@ def open_output(opts: TranslateOptions, src, tr: MunitTranslator, bank: StyleBan
                 "checkpoint_step": tr.ck.get("step"), "k": opts.k, "seed": opts.seed,
                 "synchronized": opts.synchronized, "style_from": bank.refs,
                 "min_structure": opts.min_structure, "max_redraws": opts.max_redraws,
-                "work_short_side": tr.cfg.data.load_size, "keep_fov": opts.keep_fov,
+                "work_short_side": tr.cfg.data.load_size or "native", "keep_fov": opts.keep_fov,
                 "segmenter": None if opts.segmenter is None else str(opts.segmenter),
                 "min_consistency": opts.min_consistency}
     fp_src = {"root": str(Path(opts.data).resolve()), "fingerprint": src.info.get("fingerprint")}

@@ -115,3 +115,60 @@ def gan_g_loss(fake_outs: list, kind: str = "lsgan") -> torch.Tensor:
         f = f.float()
         loss = loss + (((f - 1) ** 2).mean() if kind == "lsgan" else F.softplus(-f).mean())
     return loss
+
+
+# ----------------------------------------------------------------------------- label-aware terms
+
+def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a segmenter's ``logits`` (B, C, H, W) on a translation against the
+    render's labels (B, H, W) (CyCADA's semantic consistency); ids >= C count as background."""
+    labels = torch.where(labels.long() < logits.shape[1], labels.long(), torch.zeros_like(labels.long()))
+    return F.cross_entropy(logits.float(), labels)
+
+
+def encoder_features(enc: torch.nn.Module, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+    """Outputs of the given child indices of a content encoder's ``net`` (CUT's ``encode_only``)."""
+    feats, want = [], set(layers)
+    for i, layer in enumerate(enc.net):
+        x = layer(x)
+        if i in want:
+            feats.append(x)
+        if i >= max(layers):
+            break
+    return feats
+
+
+class PatchHeads(torch.nn.Module):
+    """One 2-layer MLP per feature layer projecting patch features to unit vectors (CUT)."""
+
+    def __init__(self, channels: list[int], dim: int = 64):
+        super().__init__()
+        self.mlps = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(c, dim), torch.nn.ReLU(), torch.nn.Linear(dim, dim)) for c in channels)
+
+    def forward(self, feats: list[torch.Tensor], idx: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for mlp, f, ix in zip(self.mlps, feats, idx):
+            flat = f.flatten(2).permute(0, 2, 1)              # (B, HW, C)
+            z = mlp(flat[:, ix].float())                      # (B, P, dim)
+            out.append(F.normalize(z, dim=-1))
+        return out
+
+
+def patch_nce_loss(q_feats: list[torch.Tensor], k_feats: list[torch.Tensor], heads: PatchHeads,
+                   n_patches: int, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020): each patch of the translation (queries ``q_feats``) must
+    match the same location of the input (keys ``k_feats``, detached) against the other
+    sampled locations of the same image (negatives). Mean over layers."""
+    idx = []
+    for f in k_feats:
+        hw = f.shape[-2] * f.shape[-1]
+        idx.append(torch.randperm(hw, generator=generator)[:min(n_patches, hw)].to(f.device))
+    qs = heads(q_feats, idx)
+    ks = heads([f.detach() for f in k_feats], idx)
+    total = 0.0
+    for q, k in zip(qs, ks):
+        logits = torch.bmm(q, k.detach().transpose(1, 2)) / tau   # (B, P, P): diagonal = positives
+        target = torch.arange(q.shape[1], device=q.device).expand(q.shape[0], -1)
+        total = total + F.cross_entropy(logits.flatten(0, 1), target.flatten())
+    return total / len(qs)

@@ -34,11 +34,14 @@ from torch import nn
 
 from ..io import atomic_path, write_json_atomic, write_png
 from .checkpoint import CHECKPOINT_NAME, load_state, rng_state, save_checkpoint, set_rng_state
-from .config import TranslatorConfig
+from .config import TranslatorConfig, work_short
 from .data import RealFrames, SimImages, augment, resize_short, to_tensor
 from .discriminators import MultiScaleDiscriminator
 from .generators import RealGenerator, SimGenerator
-from .losses import gan_d_loss, gan_g_loss, l1, structure_loss
+from .losses import (PatchHeads, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss,
+                     structure_loss)
+
+SEMANTIC_CLASSES = 8  # the segmenter predicts the render class ids 0..7 (higher ids: background)
 
 LOSS_LOG = "losses.jsonl"
 SAMPLES_DIR = "samples"
@@ -95,6 +98,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = pick_device(device)
         self.rank, self.world_size = dist_info()
+        self.seg = self.nce_heads = self.opt_seg = None
         m, o = cfg.model, cfg.optim
         g = torch.Generator().manual_seed(int(cfg.train.seed))
         self.gen_sim, self.gen_real = SimGenerator(m), RealGenerator(m)
@@ -113,6 +117,9 @@ class Trainer:
         adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, fused=True)
         self.opt_g = torch.optim.Adam(gen_params, **adam)
         self.opt_d = torch.optim.Adam(dis_params, **adam)
+        if cfg.data.load_size == 0 and cfg.data.native_short == 0 and sim is not None:
+            cfg.data.native_short = sim.short_side()  # recorded in the run's config
+        self._init_label_terms(g, adam, gen_params)
         if self.world_size > 1:
             self._broadcast_weights()
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.lr_step, o.lr_gamma)
@@ -124,9 +131,35 @@ class Trainer:
         self._log_n = 0
         self.last_logged: dict[str, float] = {}
 
+    def _init_label_terms(self, g: torch.Generator, adam: dict, gen_params: list) -> None:
+        """The optional semantic segmenter (own optimiser) and PatchNCE heads (trained with G)."""
+        lw, m = self.cfg.loss, self.cfg.model
+        self.nce_layers: tuple[int, ...] = ()
+        if lw.nce > 0:
+            n = len(self.gen_sim.enc.net)
+            self.nce_layers = tuple(range(m.n_downsample + 1)) + (n - 1,)
+            chans = [m.gen_dim * 2 ** i for i in range(m.n_downsample + 1)]
+            chans.append(m.content_channels or m.gen_dim * 2 ** m.n_downsample)
+            self.nce_heads = PatchHeads(chans)
+            init_weights(self.nce_heads, g, "normal")
+            self.nce_heads.to(self.device)
+            self.opt_g.add_param_group({"params": list(self.nce_heads.parameters())})
+        if lw.semantic > 0:
+            from ..segment.unet import UNet
+
+            self.seg = UNet(SEMANTIC_CLASSES, base=lw.semantic_base, depth=3)
+            init_weights(self.seg, g)
+            self.seg.to(self.device)
+            self.opt_seg = torch.optim.Adam(self.seg.parameters(), lr=1e-3, betas=(0.9, 0.999), fused=True)
+
     def nets(self) -> dict[str, nn.Module]:
-        return {"gen_sim": self.gen_sim, "gen_real": self.gen_real, "dis_sim": self.dis_sim,
+        nets = {"gen_sim": self.gen_sim, "gen_real": self.gen_real, "dis_sim": self.dis_sim,
                 "dis_real": self.dis_real, "ema_sim": self.ema_sim, "ema_real": self.ema_real}
+        if self.nce_heads is not None:
+            nets["nce_heads"] = self.nce_heads
+        if self.seg is not None:
+            nets["semantic_seg"] = self.seg
+        return nets
 
     # ---------------------------------------------------------------- one step
 
@@ -135,16 +168,24 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def draw_batch(self, step: int) -> dict:
+    def draw_batch(self, step: int, labels: bool | None = None) -> dict:
         """This process's share of the global batch of ``step``: sim and real crops (B, 3, h, w)
-        in [-1, 1], random style codes (B, style_dim), encoder noise (or None), style-source coin."""
+        in [-1, 1], random style codes (B, style_dim), encoder noise (or None), style-source coin;
+        with ``labels`` (default: when the semantic term is on) also ``ys``, the sim crops' label
+        ids (B, h, w) aligned with them."""
         t, d, m = self.cfg.train, self.cfg.data, self.cfg.model
+        labels = self.seg is not None if labels is None else labels
         use_real = bool(step_seed(t.seed, step).random() < self.cfg.loss.style_from_real_prob)
-        xs, xr, s_rand, n_r, n_s2r = [], [], [], [], []
+        xs, ys, xr, s_rand, n_r, n_s2r = [], [], [], [], [], []
         for i in range(t.batch_size):
             rng = item_seed(t.seed, step, self.rank * t.batch_size + i)
-            xs.append(self._draw(self.sim, rng, d.fov_prob_sim))
-            xr.append(self._draw(self.real, rng, d.fov_prob_real))
+            if labels:
+                x, y = self._draw(self.sim, rng, d.fov_prob_sim, work_short(d, "sim"), True)
+                xs.append(x)
+                ys.append(y)
+            else:
+                xs.append(self._draw(self.sim, rng, d.fov_prob_sim, work_short(d, "sim")))
+            xr.append(self._draw(self.real, rng, d.fov_prob_real, work_short(d, "real")))
             s_rand.append(torch.from_numpy(rng.standard_normal(m.style_dim).astype(np.float32)))
             if m.real_input_noise > 0:
                 tg = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
@@ -152,16 +193,23 @@ class Trainer:
                 n_s2r.append(torch.randn(xs[-1].shape, generator=tg))
         return {"xs": torch.stack(xs), "xr": torch.stack(xr), "s_rand": torch.stack(s_rand),
                 "noise_r": torch.stack(n_r) if n_r else None, "noise_s2r": torch.stack(n_s2r) if n_s2r else None,
-                "use_real": torch.tensor(use_real)}
+                "use_real": torch.tensor(use_real), "ys": torch.stack(ys) if ys else None}
 
-    def _draw(self, source, rng, fov_prob: float) -> torch.Tensor:
+    def _draw(self, source, rng, fov_prob: float, short: int | None, labels: bool = False):
         # Blank crops (black video frames, a crop inside the black border) are redrawn:
         # instance norm of a constant image has degenerate gradients that blow up to NaN.
         for _ in range(20):
-            x = augment(source.get(int(rng.integers(len(source)))), rng, self.cfg.data, fov_prob)
+            i = int(rng.integers(len(source)))
+            img = source.get(i)
+            # native scale (short None): the render keeps its own short side
+            sh = min(img.shape[:2]) if short is None else short
+            if labels:
+                x, y = augment(img, rng, self.cfg.data, fov_prob, sh, source.get_labels(i))
+            else:
+                x = augment(img, rng, self.cfg.data, fov_prob, sh)
             if float(x.std()) > 0.02:
-                return x
-        return x
+                break
+        return (x, y) if labels else x
 
     def _gen_forward(self, xs, xr, s_rand, use_real_style, noise_r, noise_s2r):
         """Every image, code and discriminator score of a step. Decodes (and discriminator
@@ -206,6 +254,12 @@ class Trainer:
         d_loss.backward(inputs=self._params(self.opt_d))
         skip_g = self._step(self.opt_g)
         skip_d = self._step(self.opt_d)
+        if self.seg is not None:  # the judge trains on the renders only (never on translations)
+            seg_loss = semantic_loss(self.seg(b["xs"]), b["ys"])
+            self.opt_seg.zero_grad(set_to_none=True)
+            seg_loss.backward(inputs=self._params(self.opt_seg))
+            skip_d = torch.maximum(skip_d, self._step(self.opt_seg))
+            parts["semantic_seg"] = seg_loss
 
         self.sched_g.step()
         self.sched_d.step()
@@ -231,6 +285,18 @@ class Trainer:
             "struct_s2r": structure_loss(xs, o["x_s2r"]),
             "struct_r2s": structure_loss(xr, o["x_r2s"]),
         }
+        if self.nce_heads is not None:
+            q = encoder_features(self.gen_sim.enc, o["x_s2r"], self.nce_layers)
+            with torch.no_grad():
+                k = encoder_features(self.gen_sim.enc, xs, self.nce_layers)
+            # patch positions drawn from the step's seed: the same on every process
+            tg = torch.Generator().manual_seed(int(step_seed(cfg.train.seed, self.step).integers(2 ** 62)))
+            parts["nce"] = patch_nce_loss(q, k, self.nce_heads, lw.nce_patches, lw.nce_tau, tg)
+        if self.seg is not None:
+            # the judge's weights get no gradient from this (backward takes inputs= the generators')
+            sem = semantic_loss(self.seg(o["x_s2r"]), b["ys"])
+            # the segmenter learns alone first: its early verdicts are noise
+            parts["semantic"] = sem if self.step >= lw.semantic_warmup else sem.detach()
         g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
         d_loss = lw.gan * (gan_d_loss(o["d_r"], o["d_s2r"], cfg.model.gan_type)
                            + gan_d_loss(o["d_s"], o["d_r2s"], cfg.model.gan_type))
@@ -281,14 +347,16 @@ class Trainer:
             "model": {k: v.state_dict() for k, v in self.nets().items() if not k.startswith("ema")},
             "ema": {"gen_sim": self.ema_sim.state_dict(), "gen_real": self.ema_real.state_dict()},
             "optim": {"gen": self.opt_g.state_dict(), "dis": self.opt_d.state_dict(),
-                      "sched_gen": self.sched_g.state_dict(), "sched_dis": self.sched_d.state_dict()},
+                      "sched_gen": self.sched_g.state_dict(), "sched_dis": self.sched_d.state_dict(),
+                      **({"seg": self.opt_seg.state_dict()} if self.opt_seg is not None else {})},
             "rng": rng_state(),
             "world_size": self.world_size,
         }
 
     def load_state(self, ck: dict) -> None:
         path = ck.get("path", "checkpoint")
-        for k in ("gen_sim", "gen_real", "dis_sim", "dis_real"):
+        extra = [k for k in ("nce_heads", "semantic_seg") if k in self.nets()]
+        for k in ("gen_sim", "gen_real", "dis_sim", "dis_real", *extra):
             if k not in ck["model"]:
                 from .checkpoint import CheckpointError
 
@@ -301,6 +369,8 @@ class Trainer:
             self.opt_d.load_state_dict(_fused(ck["optim"]["dis"]))
             self.sched_g.load_state_dict(ck["optim"]["sched_gen"])
             self.sched_d.load_state_dict(ck["optim"]["sched_dis"])
+            if self.opt_seg is not None:
+                self.opt_seg.load_state_dict(ck["optim"]["seg"])
         except (KeyError, ValueError, RuntimeError) as exc:
             from ..errors import one_line
             from .checkpoint import CheckpointError
@@ -332,8 +402,10 @@ class Trainer:
         ch, cw = (int(c) for c in self.cfg.data.crop)
         idx = np.linspace(0, len(source) - 1, n).round().astype(int)
         out = []
+        short = work_short(self.cfg.data, "sim" if source is self.sim else "real")
         for i in idx:
-            x = resize_short(to_tensor(source.get(int(i))), self.cfg.data.load_size)
+            x = to_tensor(source.get(int(i)))
+            x = resize_short(x, short) if short else x
             h, w = x.shape[-2:]
             if h < ch or w < cw:
                 x = torch.nn.functional.pad(x, (0, max(0, cw - w), 0, max(0, ch - h)))

@@ -1,0 +1,182 @@
+"""The colour-transfer baseline: renders take the colour statistics of real frames.
+
+No training. Each variant picks a random real frame (seeded by ``(seed, render index,
+variant)``) and gives the render, inside its field of view, that frame's per-channel mean
+and standard deviation in CIELAB (Reinhard et al. 2001), measured inside the frame's own
+field of view (its black border excluded). Pixels outside the render's field of view stay
+black; labels are hard links (copies where links fail) to the render's files, byte for
+byte. The output has the same layout as :func:`~sim2real.translate.inference.translate_dataset`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import FILES, DatasetWriter, open_dataset
+from ..errors import DatasetError, Sim2RealError
+from ..io import link_or_copy, write_json_atomic, write_png
+from .data import _read, find_real_files
+
+# Real pixels whose brightest channel is at or below this are the black border (or black).
+REAL_BLACK = 12
+# Bound on the per-channel std ratio, so a nearly flat render region is not blown up.
+MAX_GAIN = 4.0
+
+_M_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                       [0.2126729, 0.7151522, 0.0721750],
+                       [0.0193339, 0.1191920, 0.9503041]], np.float64)
+_M_XYZ2RGB = np.linalg.inv(_M_RGB2XYZ)
+_WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
+
+
+_LINEAR = np.where(np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92,
+                   ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)  # sRGB uint8 -> linear
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 (..., 3) -> CIELAB float (..., 3) (D65; L in 0..100)."""
+    lin = _LINEAR.astype(np.float32)[rgb]
+    xyz = lin @ (_M_RGB2XYZ.T / _WHITE[None, :]).astype(np.float32)
+    d = 6 / 29
+    f = np.where(xyz > d ** 3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (..., 3) -> sRGB uint8 (..., 3), out-of-gamut colours clipped."""
+    lab = lab.astype(np.float32)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
+    d = 6 / 29
+    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29))
+    lin = np.clip(xyz @ (_M_XYZ2RGB * _WHITE[None, :]).T.astype(np.float32), 0, 1)
+    c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+
+
+def lab_stats(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(2, 3): per-channel mean and std in CIELAB of the pixels where ``mask`` is true."""
+    lab = rgb_to_lab(img if mask is None else img[mask]).reshape(-1, 3).astype(np.float64)
+    if len(lab) == 0:
+        raise ValueError("no pixels to measure")
+    return np.stack([lab.mean(0), lab.std(0)])
+
+
+def real_fov(img: np.ndarray) -> np.ndarray:
+    """Bool (H, W): a real frame's pixels inside its field of view (not the black border)."""
+    return img.max(axis=2) > REAL_BLACK
+
+
+def transfer(img: np.ndarray, target: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """``img`` (uint8 (H, W, 3)) with the CIELAB mean/std ``target`` (2, 3) inside ``inside``.
+
+    Pixels outside ``inside`` are returned unchanged.
+    """
+    inside = np.ones(img.shape[:2], bool) if inside is None else inside
+    out = img.copy()
+    if not inside.any():
+        return out
+    lab = rgb_to_lab(img[inside])
+    mu, sd = lab.mean(0, dtype=np.float64), lab.std(0, dtype=np.float64)
+    gain = np.minimum(target[1] / np.maximum(sd, 1e-6), MAX_GAIN)
+    out[inside] = lab_to_rgb((lab - mu) * gain + target[0])
+    return out
+
+
+def render_fov(sample, img: np.ndarray) -> np.ndarray:
+    """Bool (H, W): a render's pixels inside its field of view (not pure black labelled background)."""
+    black = img.max(axis=2) == 0
+    seg_path = sample.path("segmentation")
+    if seg_path.is_file():
+        black &= sample.segmentation() == 0
+    return ~black
+
+
+class RealColours:
+    """CIELAB statistics of every real frame, measured once inside its field of view."""
+
+    def __init__(self, paths, progress=None):
+        images, videos = find_real_files(paths)
+        if videos:
+            raise DatasetError(f"--real for --method colour takes images, not videos ({videos[0]}); "
+                               f"extract frames first")
+        self.names, stats = [], []
+        for p in images:
+            img = _read(p, "real frame")[::2, ::2]  # statistics need no full resolution
+            m = real_fov(img)
+            if m.sum() >= 64:
+                self.names.append(str(p))
+                stats.append(lab_stats(img, m))
+        if not stats:
+            raise DatasetError(f"every real frame under {', '.join(map(str, paths))} is black; pass real frames")
+        self.stats = np.stack(stats)
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+
+def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None) -> dict:
+    """Write ``k`` colour-transferred variants of every render of ``data`` under ``out``.
+
+    ``real``: folders/files of real frames, or a :class:`RealColours` already measured.
+
+    Resumable like :func:`translate_dataset`: finished variants are skipped; a rerun with
+    other options into the same folder is refused.
+    """
+    if k < 1:
+        raise Sim2RealError(f"-k must be >= 1, got {k}")
+    src = open_dataset(data)
+    if src.kind == "translation":
+        raise DatasetError(f"{data} is already a translation data set; colour-transfer the renders it came from")
+    if len(src) == 0:
+        raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
+    colours = real if isinstance(real, RealColours) else RealColours(real)
+    settings = {"method": "colour", "space": "CIELAB", "k": k, "seed": seed, "real": colours.names,
+                "max_gain": MAX_GAIN, "real_black": REAL_BLACK, "keep_fov": True}
+    fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
+    fingerprint = hashlib.sha256(json.dumps({**settings, "source": fp_src}, sort_keys=True).encode()).hexdigest()[:16]
+    info = {"kind": "translation", "classes": src.info["classes"],
+            "source": {"path": str(Path(data).resolve()), "kind": src.kind,
+                       "fingerprint": src.info.get("fingerprint")},
+            "translation": settings, "config": src.info.get("config")}
+    writer = DatasetWriter(out, info, fingerprint=fingerprint)
+    summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "links": 0, "copies": 0}
+    for index, sid in enumerate(src.ids()):
+        names = [f"{sid}_style_{j:02d}" for j in range(k)]
+        if all(writer.has(n) for n in names):
+            summary["variants_skipped"] += k
+            if progress is not None:
+                progress.update(k)
+            continue
+        sample = src.sample(sid)
+        img = sample.image()
+        inside = render_fov(sample, img)
+        rng = np.random.default_rng([int(seed), int(index), 0xC0])
+        picks = rng.integers(len(colours), size=k)
+        for j, name in enumerate(names):
+            if writer.has(name):
+                summary["variants_skipped"] += 1
+                continue
+            y = transfer(img, colours.stats[picks[j]], inside)
+            with writer.write_sample(name) as d:
+                write_png(d / FILES["image"], y)
+                for f in sorted(sample.dir.iterdir()):
+                    if f.name in (FILES["image"], FILES["meta"]) or not f.is_file():
+                        continue
+                    how = link_or_copy(f, d / f.name)
+                    summary["links" if how == "link" else "copies"] += 1
+                record = {"source_id": sample.id, "style_index": j, "method": "colour",
+                          "style_origin": f"reference:{colours.names[picks[j]]}",
+                          "lab_mean": [round(float(v), 4) for v in colours.stats[picks[j]][0]],
+                          "lab_std": [round(float(v), 4) for v in colours.stats[picks[j]][1]], "seed": seed}
+                write_json_atomic(d / FILES["meta"], {**sample.meta, "id": name, "translation": record})
+            summary["variants_written"] += 1
+        if progress is not None:
+            progress.update(k)
+    summary["out"] = str(out)
+    return summary
