@@ -147,7 +147,7 @@ class Trainer:
         if lw.semantic > 0:
             from ..segment.unet import UNet
 
-            self.seg = UNet(SEMANTIC_CLASSES, base=lw.semantic_base, depth=3)
+            self.seg = UNet(SEMANTIC_CLASSES, base=lw.semantic_base, depth=3, norm="group")
             init_weights(self.seg, g)
             self.seg.to(self.device)
             self.opt_seg = torch.optim.Adam(self.seg.parameters(), lr=1e-3, betas=(0.9, 0.999), fused=True)
