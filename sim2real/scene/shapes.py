@@ -133,7 +133,6 @@ def _jaw(length: float, width: float, height: float, sign: int, teeth: int, toot
 
     The inner face's mid-line meets (0, 0, length) exactly.
     """
-    half = 0.5 / max(teeth, 1)
     zs = [0.0, 0.1]
     if teeth:  # peaks (flush, y=0) and valleys (cut into the jaw) every half tooth
         zs += list(np.linspace(0.12, 0.86, 2 * teeth + 1))
@@ -178,8 +177,8 @@ def _grasper(r: float, tip_length: float, opening: float, clip: bool = False):
                           r * 0.09, n=16)
             parts.append((to_tool(cv), cf, "clip"))
     if clip:  # the clip's apex across the hinge end of its legs
-        av, af = tube(np.array([[0, r * 0.08, zh + 0.1 * length], [0, -r * 0.08, zh + 0.1 * length]]) , r * 0.09,
-                      n=16)
+        apex = [[0, r * 0.08, zh + 0.1 * length], [0, -r * 0.08, zh + 0.1 * length]]
+        av, af = tube(np.array(apex), r * 0.09, n=16)
         parts.append((av, af, "clip"))
     return _join(parts)
 
