@@ -143,7 +143,7 @@ def test_grasper_jaws_have_teeth():
     edge = band & (local[:, 0] > 0.3 * r)
     pts = local[edge]
     pts = pts[np.argsort(pts[:, 2])]
-    z, y = pts[:, 2], pts[:, 1]
+    y = pts[:, 1]
     levels = np.unique(np.round(y / (0.01 * r)))
     assert len(levels) >= 2
     # ridges and grooves alternate along the jaw

@@ -60,3 +60,15 @@ def test_a_shortfall_is_recorded_and_logged(caplog):
     assert "trocar port falls outside the abdominal wall" in d.instruments_note
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "\n" not in lines[0] and d.instruments_note in lines[0]
+
+
+@pytest.mark.shared_data
+def test_patient_sample_does_not_depend_on_earlier_samples(shared_data):
+    cfg = load_config("patient_a")
+    used = Sampler(cfg)
+    for i in range(3):
+        used(0, i)
+    a, b = used(0, 7), Sampler(cfg)(0, 7)
+    assert np.array_equal(a.camera.camera_to_world, b.camera.camera_to_world)
+    assert [len(o.faces) for o in a.objects] == [len(o.faces) for o in b.objects]
+    assert all(np.array_equal(x.vertices, y.vertices) for x, y in zip(a.objects, b.objects))

@@ -80,7 +80,7 @@ class Instrument:
     shaft_instance_id: int
     tip_instance_id: int
     pose_world: np.ndarray  # 4x4: origin at the shaft end (joint), +z along the shaft towards the tip
-    tip_world: np.ndarray  # (3,) the working end (jaw tips / hook end)
+    tip_world: np.ndarray  # (3,) the working end: midpoint of the jaw ends / outside of the hook's bend
     opening_rad: float
     shaft_radius_m: float
 

@@ -133,7 +133,6 @@ def _jaw(length: float, width: float, height: float, sign: int, teeth: int, toot
 
     The inner face's mid-line meets (0, 0, length) exactly.
     """
-    half = 0.5 / max(teeth, 1)
     zs = [0.0, 0.1]
     if teeth:  # peaks (flush, y=0) and valleys (cut into the jaw) every half tooth
         zs += list(np.linspace(0.12, 0.86, 2 * teeth + 1))
@@ -142,7 +141,8 @@ def _jaw(length: float, width: float, height: float, sign: int, teeth: int, toot
     depth = np.zeros(len(zs))
     if teeth:
         depth[2:-3] = np.where(np.arange(2 * teeth + 1) % 2 == 1, tooth_depth, 0.0)
-    shrink = (1 - 0.45 * zs) * np.where(zs > 0.95, 0.7, 1.0) * np.where(zs > 0.99, 0.75, 1.0)
+    # a gentle taper and a blunt, rounded nose (atraumatic jaws)
+    shrink = (1 - 0.3 * zs) * np.where(zs > 0.95, 0.85, 1.0) * np.where(zs > 0.99, 0.7, 1.0)
     phi = np.linspace(0, np.pi, n_arc + 1)
     rings = []
     base = tooth_depth * 1.3 + 1e-5  # the round back starts above the deepest valley
@@ -167,7 +167,7 @@ def _grasper(r: float, tip_length: float, opening: float, clip: bool = False):
     length = (tip_length - zh) / np.cos(opening / 2)  # jaw-end midpoint lands on the axis at tip_length
     teeth = 0 if clip else int(np.clip(round(length / 0.0012), 6, 14))
     for sign in (1, -1):
-        jv, jf = _jaw(length, r * (1.2 if not clip else 0.8), r * (0.85 if not clip else 0.6), sign,
+        jv, jf = _jaw(length, r * (1.5 if not clip else 0.8), r * (0.9 if not clip else 0.6), sign,
                       teeth, r * 0.15 if teeth else r * 0.1)
         hinge = axis_angle([1, 0, 0], -sign * opening / 2)
         to_tool = lambda v: v @ hinge.T + [0, 0, zh]  # noqa: E731
@@ -177,8 +177,8 @@ def _grasper(r: float, tip_length: float, opening: float, clip: bool = False):
                           r * 0.09, n=16)
             parts.append((to_tool(cv), cf, "clip"))
     if clip:  # the clip's apex across the hinge end of its legs
-        av, af = tube(np.array([[0, r * 0.08, zh + 0.1 * length], [0, -r * 0.08, zh + 0.1 * length]]) , r * 0.09,
-                      n=16)
+        apex = [[0, r * 0.08, zh + 0.1 * length], [0, -r * 0.08, zh + 0.1 * length]]
+        av, af = tube(np.array(apex), r * 0.09, n=16)
         parts.append((av, af, "clip"))
     return _join(parts)
 
