@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="timed steps per process (after one warm-up)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the figures as JSON")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="run the two trees at the same time (needs 2 free cores; fairer on a shared machine)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -91,16 +93,30 @@ def main() -> None:
         trees = {"baseline": extract(args.baseline, Path(tmp)), "current": REPO}
         cmd = [sys.executable, __file__, "--worker", "--preset", args.preset, "--size", args.size, "--batch",
                str(args.batch), "--threads", str(args.threads), "--device", args.device, "--steps", str(args.steps)]
+        def env(root):
+            return {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(args.threads),
+                    "MKL_NUM_THREADS": str(args.threads)}
+
+        def record(r, name, stdout):
+            t = json.loads(stdout.strip().splitlines()[-1])["s_per_step"]
+            times[name] += t
+            print(f"round {r + 1} {name:<8} " + " ".join(f"{v:.2f}" for v in t) + " s/step", flush=True)
+
         for r in range(args.rounds):
-            for name, root in trees.items():
-                env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(args.threads),
-                       "MKL_NUM_THREADS": str(args.threads)}
-                res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-                t = json.loads(res.stdout.strip().splitlines()[-1])["s_per_step"]
-                times[name] += t
-                print(f"round {r + 1} {name:<8} " + " ".join(f"{v:.2f}" for v in t) + " s/step", flush=True)
+            if args.concurrent:  # both at once: whatever else loads the machine loads both alike
+                procs = {name: subprocess.Popen(cmd, env=env(root), stdout=subprocess.PIPE, text=True)
+                         for name, root in trees.items()}
+                for name, p in procs.items():
+                    out, _ = p.communicate()
+                    if p.returncode:
+                        raise SystemExit(f"{name} worker failed ({p.returncode})")
+                    record(r, name, out)
+            else:
+                for name, root in (trees.items() if r % 2 == 0 else reversed(trees.items())):
+                    res = subprocess.run(cmd, env=env(root), capture_output=True, text=True, check=True)
+                    record(r, name, res.stdout)
     med = {k: statistics.median(v) for k, v in times.items()}
-    res = {"preset": args.preset, "size": args.size, "batch": args.batch, "threads": args.threads,
+    res = {"concurrent": args.concurrent, "preset": args.preset, "size": args.size, "batch": args.batch, "threads": args.threads,
            "device": args.device, "baseline": args.baseline, "s_per_step": times, "median": med,
            "speedup": med["baseline"] / med["current"]}
     print(f"{args.preset} {args.size} batch {args.batch}, {args.threads} thread(s), {args.device}: "

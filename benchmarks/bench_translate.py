@@ -7,7 +7,10 @@
   its training crop, on synthetic images held in memory (no disk I/O measured);
 - translate: variants/s with K styles per render at 452x256 (the paper preset's scale)
   and at the small preset's scale, "batched" (content encoded once, the K styles decoded
-  in one call, ``--batch`` renders per call) vs "looped" (one decoder call per style).
+  in one call, ``--batch`` renders per call) vs "looped" (one decoder call per style);
+- with ``--io-renders N``: the whole ``sim2real translate`` job on N synthetic 452x256
+  renders (read the renders, decode, score, write the PNG variants and label links),
+  with ``--io-threads`` worker threads for the file I/O and with none.
 
 Prints one line per figure and a JSON summary at the end.
 """
@@ -106,6 +109,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="renders per call (default 2 on CPU, 32 on CUDA)")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--train-steps", default="small=10,paper=2")
+    ap.add_argument("--io-renders", type=int, default=0, help="also time the whole job on N synthetic renders")
+    ap.add_argument("--io-threads", type=int, default=2)
+    ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
@@ -115,7 +121,7 @@ def main() -> None:
                  "torch": torch.__version__}
     if cuda:
         res["gpu"] = torch.cuda.get_device_name()
-    for preset in args.presets.split(","):
+    for preset in [] if args.skip_train else args.presets.split(","):
         n = int(steps.get(preset, 2))
         ips = bench_train(preset, n, 1 if n <= 2 else 2, args.device, args.precision, args.compile)
         crop = load_config(preset).data.crop
@@ -129,6 +135,20 @@ def main() -> None:
         res[f"translate_{preset}_{size[0]}x{size[1]}_k{args.k}"] = r
         print(f"translate {preset:<6} {size[0]}x{size[1]} K={args.k} batch {batch}: "
               f"batched {r['batched']:.1f} variants/s, looped {r['looped']:.1f} variants/s", flush=True)
+    if args.io_renders:
+        import tempfile
+        from pathlib import Path
+
+        from gpu_check import translate_with_io
+
+        for preset in args.presets.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                r = translate_with_io(load_config(preset), Path(tmp), args.io_renders, (452, 256), args.k, batch,
+                                      args.device, [0, args.io_threads, 0, args.io_threads])
+            res[f"translate_job_{preset}_452x256_k{args.k}"] = r
+            print(f"translate job {preset:<6} {args.io_renders} renders 452x256 K={args.k} batch {batch}: "
+                  f"{r[f'io_threads_{args.io_threads}']:.1f} variants/s with {args.io_threads} I/O threads, "
+                  f"{r['io_threads_0']:.1f} without", flush=True)
     print(json.dumps(res))
 
 
