@@ -48,6 +48,8 @@ def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bu
     }
 
 
+# Gallbladder and instrument colours and the light power were fitted by `sim2real calibrate`
+# against ../shared/data/real/endoscapes-dev (see README "Appearance figures").
 SCHEMA: dict[str, dict[str, F]] = {
     "scene": {
         "name": F("default", "str"),
@@ -79,7 +81,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "max_tries": F(200, "int", 1, 100000, doc="draws before giving up on a free camera pose"),
     },
     "light": {
-        "energy_w": F([0.12, 0.5], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
+        "energy_w": F([0.06, 0.25], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
         "spot_size_deg": F([90.0, 130.0], "range", 1.0, 180.0),
         "spot_blend": F([0.4, 0.9], "range", 0.0, 1.0),
         "radius_m": F(0.002, "float", 0.0, 0.1, doc="light size (softens speculars)"),
@@ -95,7 +97,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
     },
     "gallbladder": {
-        **_tissue([[0.17, 0.08, 0.09], [0.30, 0.15, 0.16]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
+        **_tissue([[0.099, 0.052, 0.099], [0.224, 0.119, 0.166]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
                   [0.1, 0.3], vessels=(0.5, 1.0), fat_patches=(0.0, 0.15), blood=(0.0, 0.08), bile=(0.0, 0.08)),
         "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
         "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
@@ -125,8 +127,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
         "tip_distance_m": F([0.025, 0.07], "range", 0.005, 1.0, doc="tip distance from the camera"),
         "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
-        "shaft_color": F([[0.008, 0.008, 0.008], [0.03, 0.03, 0.03]], "color", 0.0, 1.0, doc="insulation, linear RGB"),
-        "tip_color": F([[0.45, 0.45, 0.45], [0.7, 0.7, 0.7]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB"),
+        "shaft_color": F([[0.016, 0.014, 0.020], [0.034, 0.032, 0.038]], "color", 0.0, 1.0, doc="insulation, linear RGB; one shade between low and high"),
+        "tip_color": F([[0.665, 0.584, 0.765], [0.871, 0.789, 0.971]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB; one shade between low and high"),
         "tip_roughness": F([0.25, 0.45], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
         "shaft_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="insulated shaft: matte black plastic"),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],

@@ -85,3 +85,31 @@ def test_tiny_calibration_moves_colour_toward_real_and_writes_a_valid_preset(tmp
     assert cfg["gallbladder"]["color"] != start["gallbladder"]["color"]
     assert cfg["gallbladder"]["length_m"] == start["gallbladder"]["length_m"]
 
+
+
+def test_adjust_moves_colours_toward_real_and_dims_a_clipping_light():
+    from sim2real.appearance import ColourStats
+    from sim2real.calibrate import adjust
+    from sim2real.config import load_config
+
+    def stats(rgb, clipped):
+        s = ColourStats(["gallbladder", "tool"])
+        img = np.zeros((10, 10, 3), np.uint8)
+        img[:5] = rgb
+        img[5:] = (60, 60, 60)
+        img[9, :int(clipped * 10)] = 255  # a few clipped pixels in the background row
+        labels = np.zeros((10, 10), np.uint8)
+        labels[:5] = 1
+        labels[5:9] = 2
+        s.add(img, labels, np.ones((10, 10), bool))
+        return s
+
+    cfg = load_config("default")
+    render, real = stats((60, 40, 40), 1.0), stats((120, 80, 90), 0.0)
+    new, notes = adjust(cfg, render, real, damping=1.0)
+    old_mid = np.mean(cfg["gallbladder"]["color"], 0)
+    new_mid = np.mean(new["gallbladder"]["color"], 0)
+    assert (new_mid > old_mid * 1.5).all()  # the renders were far too dark: every channel brightened
+    assert new["light"]["energy_w"][1] < cfg["light"]["energy_w"][1]  # 10 % clipped vs none: dimmer light
+    assert new["liver"] == cfg["liver"] and new["camera"] == cfg["camera"]  # nothing else touched
+    assert any("gallbladder" in n for n in notes)

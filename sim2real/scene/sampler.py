@@ -70,13 +70,18 @@ def sample_material(rng: np.random.Generator, sec: dict) -> Material:
     )
 
 
+def _shade(rng, rng_range) -> tuple[float, float, float]:
+    """One point on the line from the low to the high colour (keeps a range's hue: no green steel)."""
+    lo, hi = np.asarray(rng_range[0]), np.asarray(rng_range[1])
+    return tuple(float(c) for c in lo + (hi - lo) * rng.random())
+
+
 def sample_tool_materials(rng: np.random.Generator, ic: dict) -> tuple[Material, Material]:
     """(shaft, tip): a matte black insulated shaft and brushed-metal jaws/hook."""
-    shaft = Material(base_color=tuple(float(c) for c in _color(rng, ic["shaft_color"]).mean() * np.ones(3)),
+    shaft = Material(base_color=_shade(rng, ic["shaft_color"]),
                      roughness=_u(rng, ic["shaft_roughness"]), specular=0.3, metallic=0.0,
                      coat=float(rng.uniform(0.0, 0.3)), coat_roughness=float(rng.uniform(0.2, 0.4)))
-    grey = _color(rng, ic["tip_color"]).mean()
-    tip = Material(base_color=tuple(float(grey * t) for t in rng.uniform(0.97, 1.03, 3)),
+    tip = Material(base_color=_shade(rng, ic["tip_color"]),
                    roughness=_u(rng, ic["tip_roughness"]), specular=0.5, metallic=1.0)
     return shaft, tip
 
