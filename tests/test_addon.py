@@ -458,7 +458,7 @@ def test_disable_leaves_nothing_registered(addon):
 
 @pytest.mark.bpy
 def test_bundled_core_runs_without_pip_packages(addon_zip, tmp_path):
-    """Blender's own Python has numpy but no imageio/OpenEXR/click/torch: the bundled core
+    """Blender's own Python has numpy but no imageio/OpenEXR/click/torch/tqdm: the bundled core
     must render and write a sound data set with those blocked."""
     root = tmp_path / "ext"
     with zipfile.ZipFile(addon_zip) as z:
@@ -469,7 +469,8 @@ def test_bundled_core_runs_without_pip_packages(addon_zip, tmp_path):
         "import sys\n"
         "class _Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('imageio', 'OpenEXR', 'Imath', 'click', 'torch', 'PIL'):\n"
+        "        if name.split('.')[0] in ('imageio', 'OpenEXR', 'Imath', 'click', 'torch', 'PIL', 'tqdm',\n"
+        "                                   'trimesh'):\n"
         "            raise ImportError(f'{name} is not in Blender\\'s Python')\n"
         "sys.meta_path.insert(0, _Block())\n")
     env = {**os.environ, "PYTHONPATH": str(blocker.parent)}

@@ -143,8 +143,9 @@ def _read_ply(path: Path):
             cdt, idt = np.dtype(endian + _PLY_TYPES[ct]), np.dtype(endian + _PLY_TYPES[it])
             first_n = int(np.frombuffer(data, cdt, 1, pos)[0])
             rec = np.dtype([("n", cdt), ("i", idt, first_n)])
-            arr = np.frombuffer(data, rec, el["count"], pos)
-            if np.all(arr["n"] == first_n):  # the usual case: all triangles (or all quads)
+            fits = pos + rec.itemsize * el["count"] <= len(data)  # mixed sizes may be shorter
+            arr = np.frombuffer(data, rec, el["count"], pos) if fits else None
+            if fits and np.all(arr["n"] == first_n):  # the usual case: all triangles (or all quads)
                 idx = arr["i"].astype(np.int64)
                 faces = np.concatenate([idx[:, [0, i, i + 1]] for i in range(1, first_n - 1)])
                 pos += rec.itemsize * el["count"]
