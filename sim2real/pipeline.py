@@ -16,10 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .config import class_table, fingerprint, load_config
-from .dataset import DatasetWriter, sample_id
+from .dataset import DatasetWriter, sample_id, write_render_files
 from .errors import Sim2RealError, one_line
-from .exr import write_exr
-from .io import write_json_atomic, write_png
 
 
 @dataclass
@@ -69,22 +67,14 @@ def open_writer(job: RenderJob, cfg: dict) -> DatasetWriter:
     return DatasetWriter(job.out, info, fingerprint=fingerprint(cfg, seed=job.seed))
 
 
-def write_sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: dict, engine_version: str):
-    """Write the files of one rendered sample into folder ``d``."""
+def sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: dict, engine_version: str) -> None:
+    """Write one rendered sample into folder ``d``: its meta, then the data-set writer's files."""
     from .postprocess import sample_meta
 
-    # Fast settings: zlib level 1 PNGs (what Blender writes) and uncompressed EXRs (ZIP saves
-    # ~10 % on float labels for 5x the time; uncompressed also reads in Blender's Python).
-    write_png(d / "image.png", arrays["image"], compress_level=1)
-    write_png(d / "segmentation.png", arrays["segmentation"], compress_level=1)
-    write_png(d / "instances.png", arrays["instances"], compress_level=1)
-    write_exr(d / "depth.exr", {"Z": arrays["depth"]}, compress=False)
-    n = arrays["normals"]
-    write_exr(d / "normals.exr", {"X": n[..., 0], "Y": n[..., 1], "Z": n[..., 2]}, compress=False)
     meta = sample_meta(desc, arrays, table, {"id": sid, **desc.meta})
     meta["render"]["blender_version"] = engine_version
     meta["render"]["seconds"] = {k: round(v, 4) for k, v in timings.items()}
-    write_json_atomic(d / "meta.json", meta)
+    write_render_files(d, arrays, meta)
 
 
 def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: int | None = None,
@@ -121,7 +111,7 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
                 arrays, timings = renderer.render(desc, d)
                 t2 = time.perf_counter()
                 timings = {"sample_s": t1 - t0, **timings}
-                write_sample_files(d, sid, desc, arrays, table, timings, version)
+                sample_files(d, sid, desc, arrays, table, timings, version)
                 timings["write_s"] = time.perf_counter() - t2
             done += 1
             if on_done is not None:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..dataset import FILES, DatasetWriter, open_dataset
+from ..dataset import DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
-from ..io import link_or_copy, write_json_atomic, write_png
 from .data import _read, find_real_files
 
 # Real pixels whose brightest channel is at or below this are the black border (or black).
@@ -163,18 +161,13 @@ def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None) ->
                 summary["variants_skipped"] += 1
                 continue
             y = transfer(img, colours.stats[picks[j]], inside)
-            with writer.write_sample(name) as d:
-                write_png(d / FILES["image"], y)
-                for f in sorted(sample.dir.iterdir()):
-                    if f.name in (FILES["image"], FILES["meta"]) or not f.is_file():
-                        continue
-                    how = link_or_copy(f, d / f.name)
-                    summary["links" if how == "link" else "copies"] += 1
-                record = {"source_id": sample.id, "style_index": j, "method": "colour",
-                          "style_origin": f"reference:{colours.names[picks[j]]}",
-                          "lab_mean": [round(float(v), 4) for v in colours.stats[picks[j]][0]],
-                          "lab_std": [round(float(v), 4) for v in colours.stats[picks[j]][1]], "seed": seed}
-                write_json_atomic(d / FILES["meta"], {**sample.meta, "id": name, "translation": record})
+            record = {"source_id": sample.id, "style_index": j, "method": "colour",
+                      "style_origin": f"reference:{colours.names[picks[j]]}",
+                      "lab_mean": [round(float(v), 4) for v in colours.stats[picks[j]][0]],
+                      "lab_std": [round(float(v), 4) for v in colours.stats[picks[j]][1]], "seed": seed}
+            counts = writer.write_variant(sample, name, y, record)
+            summary["links"] += counts["links"]
+            summary["copies"] += counts["copies"]
             summary["variants_written"] += 1
         if progress is not None:
             progress.update(k)

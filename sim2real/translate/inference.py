@@ -21,9 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset import FILES, DatasetWriter, open_dataset
+from ..dataset import DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
-from ..io import link_or_copy, write_json_atomic, write_png
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
 from .config import TranslatorConfig, work_short
 from .data import find_real_files, resize_short, to_tensor, trim_black_borders, _read
@@ -379,20 +378,6 @@ def variant_record(t: Translated, j: int, opts: TranslateOptions, checkpoint_sha
     return record
 
 
-def write_variant(writer: DatasetWriter, sample, vid: str, image: np.ndarray, record: dict) -> dict[str, int]:
-    """Commit one variant atomically: its image, links to the render's other files, meta + record."""
-    counts = {"links": 0, "copies": 0}
-    with writer.write_sample(vid) as d:
-        write_png(d / FILES["image"], image)
-        for f in sorted(sample.dir.iterdir()):
-            if f.name in (FILES["image"], FILES["meta"]) or not f.is_file():
-                continue
-            how = link_or_copy(f, d / f.name)
-            counts["links" if how == "link" else "copies"] += 1
-        write_json_atomic(d / FILES["meta"], {**dict(sample.meta), "id": vid, "translation": record})
-    return counts
-
-
 def _write_render(writer, t: Translated, opts: TranslateOptions, sha: str, scored: bool) -> dict[str, int]:
     """Write the missing variants of one render; returns counts for the summary."""
     policy = opts.redraw_policy()
@@ -406,7 +391,7 @@ def _write_render(writer, t: Translated, opts: TranslateOptions, sha: str, score
         passed, passed_c = policy.passed(t.structure[j], t.consistency[j])
         out["below_min_structure"] += int(not passed)
         out["below_min_consistency"] += int(not passed_c)
-        counts = write_variant(writer, t.loaded.sample, vid, t.images[j].numpy(),
+        counts = writer.write_variant(t.loaded.sample, vid, t.images[j].numpy(),
                                variant_record(t, j, opts, sha, scored))
         out["links"] += counts["links"]
         out["copies"] += counts["copies"]
