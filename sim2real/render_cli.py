@@ -83,13 +83,15 @@ def verify(dataset, quiet):
             raise Sim2RealError(f"{dataset} is not a sim2real data set (no dataset.json); point verify at a "
                                 f"folder written by 'sim2real render' or 'sim2real translate'") from None
         n = 0  # a damaged dataset.json: reported below as the data set's problem
-    with Progress(n, "verify", unit="samples", enabled=not quiet) as bar:
+    with Progress(n, "verify", unit="samples", enabled=not quiet and n > 0) as bar:
         bad = verify_ds(dataset, progress=bar)
     for sid, problems in bad.items():
         for p in problems:
             click.echo(f"{sid or dataset}: {p}")
     if bad:
-        click.echo(f"{len(bad)} bad of {n} samples in {dataset}", err=True)
+        samples = len([sid for sid in bad if sid])
+        whole = " (and problems with the data set itself, above)" if "" in bad else ""
+        click.echo(f"{samples} bad of {n} samples in {dataset}{whole}", err=True)
         sys.exit(1)
     if not quiet:
         click.echo(f"ok: {n} samples in {dataset}")

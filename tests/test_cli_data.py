@@ -54,7 +54,8 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     """A stand-in 'blender' that records its arguments proves the command line we build."""
     log = tmp_path / "args.txt"
     fake = tmp_path / "blender"
-    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n")
+    fake.write_text(f"#!{sys.executable}\nimport os, sys\nopen({str(log)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
+                    f"open({str(log) + '.pid'!r}, 'w').write(os.environ.get('SIM2REAL_PARENT_PID', ''))\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     try:
         main(["render", "--out", str(tmp_path / "o"), "--count", "3", "--seed", "4", "--blender", str(fake),
@@ -63,6 +64,7 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     except SystemExit as e:
         assert e.code in (0, None)
     args = log.read_text().split("\n")
+    assert (tmp_path / "args.txt.pid").read_text() == str(os.getpid())  # so Blender ends with us
     assert args[:2] == ["-b", "--factory-startup"]
     script = args[args.index("-P") + 1]
     assert script.endswith(os.path.join("sim2real", "render.py")) and os.path.isfile(script)

@@ -197,3 +197,15 @@ def test_missing_meshes_lists_mesh_files_a_preset_cannot_reach(tmp_path):
     assert missing_meshes(preset) == [tmp_path / "liver.stl"]
     (tmp_path / "liver.stl").write_bytes(b"solid x\nendsolid x\n")
     assert missing_meshes(preset) == [] and missing_meshes("default") == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the pid watch is the POSIX fallback")
+def test_headless_script_ends_when_its_parent_is_gone(tmp_path):
+    """`sim2real render --blender` passes its pid to the Blender processes; one whose parent
+    is already gone ends at once instead of rendering unseen."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    r = subprocess.run([sys.executable, str(REPO / "sim2real" / "render.py"), "--out", str(tmp_path / "o"),
+                        "--count", "1"], env={**_env(), "SIM2REAL_PARENT_PID": str(gone.pid)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and not (tmp_path / "o").exists()
