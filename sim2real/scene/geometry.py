@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # OpenCV camera axes (x right, y down, z forward) from Blender's (x right, y up, -z forward).
@@ -14,24 +16,31 @@ def normalize(v: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def uv_sphere(n_lon: int = 64, n_lat: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-sphere vertices and outward-facing triangles (closed, no duplicate poles)."""
+    """Unit-sphere vertices and outward-facing triangles (closed, no duplicate poles).
+
+    Cached per resolution (every organ starts from one); callers get their own copies."""
+    v, f = _uv_sphere(int(n_lon), int(n_lat))
+    return v.copy(), f.copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _uv_sphere(n_lon: int, n_lat: int) -> tuple[np.ndarray, np.ndarray]:
     lat = np.linspace(0, np.pi, n_lat + 1)[1:-1]
     lon = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     ring = np.stack([np.sin(la) * np.cos(lo), np.sin(la) * np.sin(lo), np.cos(la)], -1).reshape(-1, 3)
     verts = np.concatenate([[[0, 0, 1.0]], ring, [[0, 0, -1.0]]])
-    faces = []
-    idx = lambda i, j: 1 + i * n_lon + (j % n_lon)  # noqa: E731
-    for j in range(n_lon):
-        faces.append((0, idx(0, j), idx(0, j + 1)))
-    for i in range(n_lat - 2):
-        for j in range(n_lon):
-            a, b, c, d = idx(i, j), idx(i, j + 1), idx(i + 1, j), idx(i + 1, j + 1)
-            faces += [(a, c, b), (b, c, d)]
     last = len(verts) - 1
-    for j in range(n_lon):
-        faces.append((idx(n_lat - 2, j), last, idx(n_lat - 2, j + 1)))
-    return verts, np.asarray(faces, np.int32)
+    j = np.arange(n_lon)
+    jn = (j + 1) % n_lon
+    top = np.stack([np.zeros(n_lon, int), 1 + j, 1 + jn], 1)
+    i = np.arange(n_lat - 2)[:, None]
+    a, b = 1 + i * n_lon + j, 1 + i * n_lon + jn
+    c, d = a + n_lon, b + n_lon
+    band = np.stack([np.stack([a, c, b], -1), np.stack([b, c, d], -1)], 2).reshape(-1, 3)
+    k = 1 + (n_lat - 2) * n_lon
+    bottom = np.stack([k + j, np.full(n_lon, last), k + jn], 1)
+    return verts, np.concatenate([top, band, bottom]).astype(np.int32)
 
 
 def cylinder(radius: float, length: float, n: int = 64, capped: bool = True):
