@@ -69,11 +69,11 @@ def _work_tensor(imgs: list[np.ndarray], short: int | None, multiple: int) -> to
 
 
 def _to_uint8(y: torch.Tensor, hw_work, hw_out) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H_out, W_out, 3) on the CPU."""
+    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H_out, W_out, 3), on y's device."""
     y = y[..., :hw_work[0], :hw_work[1]].float()
     if tuple(y.shape[-2:]) != tuple(hw_out):
         y = F.interpolate(y, size=hw_out, mode="bilinear", align_corners=False, antialias=True)
-    return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+    return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def structure_scores(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -252,7 +252,7 @@ class MunitTranslator:
 
     @torch.no_grad()
     def decode(self, content, styles: np.ndarray, hw_work, hw_out) -> torch.Tensor:
-        """(B, K, style_dim) codes -> uint8 (B, K, H_out, W_out, 3) on the CPU."""
+        """(B, K, style_dim) codes -> uint8 (B, K, H_out, W_out, 3) on the model's device."""
         st = torch.from_numpy(styles).to(self.device)
         with self.autocast():
             y = self.model.decode_multi(content, st)
@@ -320,16 +320,19 @@ def translate_batch(tr: MunitTranslator, items: list[Loaded], k: int, bank: Styl
     styles, origins = zip(*(bank.initial(it.index, k) for it in items))
     styles = np.stack(styles)                                           # (B, K, D)
     origins = [list(o) for o in origins]
+    # Images stay on the model's device until they are scored (MS-SSIM at the render's
+    # size is too slow for the CPU to keep up with a GPU).
+    dev = tr.device
     y = tr.decode(content, styles, hw_work, hw_out)                     # (B, K, H, W, 3) uint8
-    masks = [it.outside for it in items]
+    masks = [None if it.outside is None else it.outside.to(dev) for it in items]
     _blank_outside(y, masks)
-    src_u8 = torch.from_numpy(np.stack([it.image for it in items]))
+    src_u8 = torch.from_numpy(np.stack([it.image for it in items])).to(dev)
     score = structure_scores(src_u8.repeat_interleave(k, 0), y.reshape(-1, *y.shape[2:]))
-    score = score.reshape(len(items), k).numpy().astype(np.float64)
+    score = score.reshape(len(items), k).cpu().numpy().astype(np.float64)
     cons = np.full((len(items), k), np.nan)
     cons_cls: list[list[dict | None]] = [[None] * k for _ in items]
     if scorer is not None:
-        res = scorer.score(list(y.reshape(-1, *y.shape[2:]).numpy()),
+        res = scorer.score(list(y.reshape(-1, *y.shape[2:]).cpu().numpy()),
                            [it.segmentation for it in items for _ in range(k)])
         for n_, r in enumerate(res):
             cons[n_ // k, n_ % k] = float(np.mean(list(r.values())))
@@ -343,11 +346,11 @@ def translate_batch(tr: MunitTranslator, items: list[Loaded], k: int, bank: Styl
         codes = np.stack([c for c, _ in new])[:, None]                  # (F, 1, D)
         y_new = tr.decode(content[torch.as_tensor(fail[:, 0])], codes, hw_work, hw_out)[:, 0]
         _blank_outside(y_new[:, None], [masks[b] for b in fail[:, 0]])
-        s_new = structure_scores(src_u8[fail[:, 0]], y_new).numpy()
+        s_new = structure_scores(src_u8[torch.as_tensor(fail[:, 0], device=dev)], y_new).cpu().numpy()
         c_new = np.full(len(fail), np.nan)
         r_new: list = [None] * len(fail)
         if scorer is not None:
-            r_new = scorer.score(list(y_new.numpy()), [items[b].segmentation for b in fail[:, 0]])
+            r_new = scorer.score(list(y_new.cpu().numpy()), [items[b].segmentation for b in fail[:, 0]])
             c_new = np.array([float(np.mean(list(r.values()))) for r in r_new])
         better = policy.margin(s_new, c_new) > policy.margin(score[fail[:, 0], fail[:, 1]], cons[fail[:, 0], fail[:, 1]])
         for n_, ((b, j), (code, origin)) in enumerate(zip(fail, new)):
@@ -357,6 +360,7 @@ def translate_batch(tr: MunitTranslator, items: list[Loaded], k: int, bank: Styl
                 y[b, j] = y_new[n_]
                 styles[b, j] = code
                 origins[b][j] = origin
+    y = y.cpu()
     return [Translated(it, y[b], styles[b], origins[b], score[b], cons[b], cons_cls[b], attempts[b])
             for b, it in enumerate(items)]
 

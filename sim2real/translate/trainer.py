@@ -126,7 +126,10 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.lr_step, o.lr_gamma)
         self.step = 0
         self.use_bf16 = self.device.type == "cuda" and cfg.train.precision == "bf16"
-        self._gen_fwd = torch.compile(self._gen_forward) if cfg.train.compile else self._gen_forward
+        self._gen_fwd, self._dis_fwd = self._gen_forward, self._dis_forward
+        if cfg.train.compile:
+            self._gen_fwd = torch.compile(self._gen_forward)
+            self._dis_fwd = torch.compile(self._dis_forward)
         self._log_acc: dict[str, torch.Tensor] = {}
         self._log_n = 0
         self.last_logged: dict[str, float] = {}
@@ -212,9 +215,8 @@ class Trainer:
         return (x, y) if labels else x
 
     def _gen_forward(self, xs, xr, s_rand, use_real_style, noise_r, noise_s2r):
-        """Every image, code and discriminator score of a step. Decodes (and discriminator
-        calls) that share a network run as one batched call: same values per item (every
-        norm is per sample), fewer and larger kernels."""
+        """Every image and code of a step. Decodes that share a network run as one batched
+        call: same values per item (every norm is per sample), fewer and larger kernels."""
         b = xs.shape[0]
         c_s = self.gen_sim.encode(xs)
         c_r, s_r = self.gen_real.encode(xr, noise_r)
@@ -226,11 +228,20 @@ class Trainer:
         c_r_rec = self.gen_sim.encode(x_r2s)
         x_s2r2s = self.gen_sim.decode(c_s_rec)
         x_r2s2r = self.gen_real.decode(c_r_rec, s_r)
+        return dict(c_s=c_s, c_r=c_r, s_t=s_t, xs_rec=xs_rec, xr_rec=xr_rec, x_s2r=x_s2r, x_r2s=x_r2s,
+                    c_s_rec=c_s_rec, s_t_rec=s_t_rec, c_r_rec=c_r_rec, x_s2r2s=x_s2r2s, x_r2s2r=x_r2s2r)
+
+    def _dis_forward(self, xs, xr, x_s2r, x_r2s):
+        """Discriminator scores of real images and fakes, one call per discriminator.
+
+        A function of its own (compiled apart from the generators): the discriminator
+        loss's backward then stops at the fakes instead of running a compiled generator
+        backward a second time.
+        """
+        b = xs.shape[0]
         d_real = [d.split(b) for d in self.dis_real(torch.cat([xr, x_s2r]))]
         d_sim = [d.split(b) for d in self.dis_sim(torch.cat([xs, x_r2s]))]
-        return dict(c_s=c_s, c_r=c_r, s_t=s_t, xs_rec=xs_rec, xr_rec=xr_rec, x_s2r=x_s2r, x_r2s=x_r2s,
-                    c_s_rec=c_s_rec, s_t_rec=s_t_rec, c_r_rec=c_r_rec, x_s2r2s=x_s2r2s, x_r2s2r=x_r2s2r,
-                    d_r=[d[0] for d in d_real], d_s2r=[d[1] for d in d_real],
+        return dict(d_r=[d[0] for d in d_real], d_s2r=[d[1] for d in d_real],
                     d_s=[d[0] for d in d_sim], d_r2s=[d[1] for d in d_sim])
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -275,6 +286,7 @@ class Trainer:
         xs, xr = b["xs"], b["xr"]
         with self._autocast():
             o = self._gen_fwd(xs, xr, b["s_rand"], b["use_real"], b["noise_r"], b["noise_s2r"])
+            o.update(self._dis_fwd(xs, xr, o["x_s2r"], o["x_r2s"]))
         # Losses in fp32 whatever the autocast dtype.
         parts = {
             "gan": gan_g_loss(o["d_s2r"], cfg.model.gan_type) + gan_g_loss(o["d_r2s"], cfg.model.gan_type),
