@@ -25,8 +25,16 @@ _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
+_C = np.arange(256) / 255.0
+_LINEAR = np.where(_C <= 0.04045, _C / 12.92, ((_C + 0.055) / 1.055) ** 2.4)  # sRGB uint8 -> linear
+
+
 def srgb8_to_linear(rgb8: np.ndarray) -> np.ndarray:
-    c = np.asarray(rgb8, np.float64) / 255.0
+    """sRGB 0..255 -> linear RGB 0..1 (a table lookup for uint8 input)."""
+    rgb8 = np.asarray(rgb8)
+    if rgb8.dtype == np.uint8:
+        return _LINEAR[rgb8]
+    c = rgb8.astype(np.float64) / 255.0
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
@@ -36,22 +44,29 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
-def srgb8_to_lab(rgb8: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 sRGB -> (..., 3) CIELAB (D65)."""
-    xyz = srgb8_to_linear(rgb8) @ _RGB_TO_XYZ.T / _WHITE
+def srgb8_to_lab(rgb8: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(..., 3) uint8 sRGB -> (..., 3) CIELAB (D65; L in 0..100), computed in ``dtype``."""
+    xyz = srgb8_to_linear(rgb8).astype(dtype, copy=False) @ (_RGB_TO_XYZ.T / _WHITE[None, :]).astype(dtype)
     d = 6 / 29
     f = np.where(xyz > d ** 3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
 def lab_to_linear(lab) -> np.ndarray:
-    """CIELAB (D65) -> linear RGB (unclipped)."""
-    lab = np.asarray(lab, np.float64)
+    """CIELAB (D65) -> linear RGB (unclipped), in the input's float precision (float64 otherwise)."""
+    lab = np.asarray(lab)
+    lab = lab if lab.dtype in (np.float32, np.float64) else lab.astype(np.float64)
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
     d = 6 / 29
-    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29)) * _WHITE
-    return xyz @ np.linalg.inv(_RGB_TO_XYZ).T
+    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29))
+    return xyz @ (np.linalg.inv(_RGB_TO_XYZ) * _WHITE[None, :]).T.astype(lab.dtype)
+
+
+def lab_to_srgb8(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (..., 3) -> sRGB uint8 (..., 3) (float32 arithmetic; out-of-gamut colours clipped)."""
+    lin = np.clip(lab_to_linear(np.asarray(lab, np.float32)), 0, 1)
+    return np.clip(np.round(linear_to_srgb(lin) * 255), 0, 255).astype(np.uint8)
 
 
 def delta_e76(a, b) -> float:

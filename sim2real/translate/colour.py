@@ -16,45 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..appearance import REAL_FOV_LEVEL, lab_to_srgb8, real_fov, srgb8_to_lab
 from ..dataset import DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
 from .data import _read, find_real_files
 
-# Real pixels whose brightest channel is at or below this are the black border (or black).
-REAL_BLACK = 12
+REAL_BLACK = REAL_FOV_LEVEL  # real pixels whose brightest channel is at or below this are the black border
 # Bound on the per-channel std ratio, so a nearly flat render region is not blown up.
 MAX_GAIN = 4.0
 
-_M_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                       [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]], np.float64)
-_M_XYZ2RGB = np.linalg.inv(_M_RGB2XYZ)
-_WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
-
-
-_LINEAR = np.where(np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92,
-                   ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)  # sRGB uint8 -> linear
-
-
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 (..., 3) -> CIELAB float (..., 3) (D65; L in 0..100)."""
-    lin = _LINEAR.astype(np.float32)[rgb]
-    xyz = lin @ (_M_RGB2XYZ.T / _WHITE[None, :]).astype(np.float32)
-    d = 6 / 29
-    f = np.where(xyz > d ** 3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (..., 3) -> sRGB uint8 (..., 3), out-of-gamut colours clipped."""
-    lab = lab.astype(np.float32)
-    fy = (lab[..., 0] + 16) / 116
-    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
-    d = 6 / 29
-    xyz = np.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29))
-    lin = np.clip(xyz @ (_M_XYZ2RGB * _WHITE[None, :]).T.astype(np.float32), 0, 1)
-    c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
-    return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+    """sRGB uint8 (..., 3) -> CIELAB float32 (..., 3) (D65; L in 0..100)."""
+    return srgb8_to_lab(rgb, np.float32)
 
 
 def lab_stats(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -63,11 +36,6 @@ def lab_stats(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     if len(lab) == 0:
         raise ValueError("no pixels to measure")
     return np.stack([lab.mean(0), lab.std(0)])
-
-
-def real_fov(img: np.ndarray) -> np.ndarray:
-    """Bool (H, W): a real frame's pixels inside its field of view (not the black border)."""
-    return img.max(axis=2) > REAL_BLACK
 
 
 def transfer(img: np.ndarray, target: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
@@ -82,7 +50,7 @@ def transfer(img: np.ndarray, target: np.ndarray, inside: np.ndarray | None = No
     lab = rgb_to_lab(img[inside])
     mu, sd = lab.mean(0, dtype=np.float64), lab.std(0, dtype=np.float64)
     gain = np.minimum(target[1] / np.maximum(sd, 1e-6), MAX_GAIN)
-    out[inside] = lab_to_rgb((lab - mu) * gain + target[0])
+    out[inside] = lab_to_srgb8((lab - mu) * gain + target[0])
     return out
 
 
