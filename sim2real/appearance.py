@@ -151,7 +151,7 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
     ``limit`` frames at most (spread evenly); every ``step``-th pixel per axis (pooled
     means do not need every pixel of an 854x480 frame).
     """
-    from .io import read_image_rgb, read_png
+    from .io import read_image_and_mask
     from .segment.data import IMAGE_SUFFIXES
 
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -175,16 +175,7 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
         lut[list(values)] = i + 1
     stats = ColourStats(list(mapping))
     for img_path, mask_path in pairs:
-        try:
-            img = read_image_rgb(img_path)
-            mask = read_png(mask_path)
-        except Exception as exc:  # imageio raises many types for broken files
-            raise Sim2RealError(f"cannot read {img_path.name} or its mask: {exc}") from None
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        if mask.shape != img.shape[:2]:
-            raise Sim2RealError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
-                                f"{img.shape[1]}x{img.shape[0]}")
+        img, mask = read_image_and_mask(img_path, mask_path)
         img, mask = img[::step, ::step], mask[::step, ::step]
         stats.add(img, lut[mask.astype(np.uint8)], real_fov(img))
     return stats

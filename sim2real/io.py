@@ -173,3 +173,22 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     if img.dtype == np.uint16:
         img = (img // 257).astype(np.uint8)
     return img.astype(np.uint8, copy=False)
+
+
+def read_image_and_mask(image_path: str | os.PathLike, mask_path: str | os.PathLike):
+    """A real frame (uint8 (H, W, 3)) and its label mask (uint8 (H, W)) of the same size;
+    :class:`~sim2real.errors.DatasetError` (one line) when either is unreadable or they differ."""
+    from .errors import DatasetError, one_line
+
+    image_path, mask_path = Path(image_path), Path(mask_path)
+    try:
+        img = read_image_rgb(image_path)
+        mask = read_png(mask_path)
+    except Exception as exc:  # imageio raises many types for broken files
+        raise DatasetError(f"cannot read {image_path.name} or its mask: {one_line(exc)}") from None
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.shape != img.shape[:2]:
+        raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
+                           f"{img.shape[1]}x{img.shape[0]}")
+    return img, mask

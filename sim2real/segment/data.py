@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DatasetError, Sim2RealError, one_line
+from ..errors import DatasetError, Sim2RealError
 
 IGNORE = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -169,7 +169,7 @@ def sim_items(root, classes: list[str], sim_map=None) -> list[Item]:
 def real_items(root, classes: list[str], real_map: dict[str, list[int]] | None,
                ignore: tuple[int, ...] = (IGNORE,)) -> list[Item]:
     """Items of a folder ``images/<video>_<frame>.*`` + ``masks/<same stem>.png``."""
-    from ..io import read_image_rgb, read_png
+    from ..io import read_image_and_mask
 
     root = Path(root)
     images_dir, masks_dir = root / "images", root / "masks"
@@ -197,16 +197,7 @@ def real_items(root, classes: list[str], real_map: dict[str, list[int]] | None,
         mask_path = masks[img_path.stem]
 
         def load(img_path=img_path, mask_path=mask_path):
-            try:
-                img = read_image_rgb(img_path)
-                mask = read_png(mask_path)
-            except Exception as exc:  # imageio raises many types for broken files
-                raise DatasetError(f"cannot read {img_path.name} or its mask: {one_line(exc)}") from None
-            if mask.ndim == 3:
-                mask = mask[..., 0]
-            if mask.shape != img.shape[:2]:
-                raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
-                                   f"{img.shape[1]}x{img.shape[0]}")
+            img, mask = read_image_and_mask(img_path, mask_path)
             return img, lut[mask.astype(np.uint8)]
 
         items.append(Item(img_path.stem, video_of(img_path.stem), str(root), load))
