@@ -90,7 +90,7 @@ def image_diff(bare_png: Path, sample_dir: Path, desc) -> float:
     import numpy as np
 
     from sim2real.io import read_png
-    from sim2real.postprocess import fov_mask
+    from sim2real.rendering.postprocess import fov_mask
 
     a, b = read_png(bare_png)[..., :3].astype(int), read_png(sample_dir / "image.png").astype(int)
     inside = fov_mask(desc.camera.width, desc.camera.height, desc.render.fov_mask)
@@ -100,10 +100,10 @@ def image_diff(bare_png: Path, sample_dir: Path, desc) -> float:
 def speed(args, tmp: Path) -> None:
     import sim2real.blender.passes as passes_mod
     import sim2real.blender.renderer as renderer_mod
-    import sim2real.pipeline as pipeline
-    import sim2real.postprocess as postprocess
+    import sim2real.rendering.job as pipeline
+    import sim2real.rendering.postprocess as postprocess
     from sim2real.blender.renderer import BlenderRenderer
-    from sim2real.pipeline import RenderJob, parse_set, render_indices
+    from sim2real.rendering.job import RenderJob, parse_set, render_indices
     from sim2real.scene.sampler import Sampler
 
     clock = Clock()
@@ -192,7 +192,7 @@ def speed(args, tmp: Path) -> None:
 
 
 def memory(args, tmp: Path) -> None:
-    from sim2real.pipeline import RenderJob, render_indices
+    from sim2real.rendering.job import RenderJob, render_indices
 
     mem = {}
     job = RenderJob(args.preset, str(tmp / "mem"), args.memory_samples, seed=7,

@@ -71,7 +71,7 @@ def synthetic_renders(root: Path, n: int, w: int, h: int, seed: int = 0) -> Path
     """A render-kind data set of ``n`` samples (image, segmentation, meta) written by the real writer,
     with a black border outside a circular field of view like the renderer's."""
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.dataset import DatasetWriter, class_pixel_counts, sample_id
+    from sim2real.dataset.format import DatasetWriter, class_pixel_counts, sample_id
     from sim2real.io import write_json_atomic, write_png
 
     rng = np.random.default_rng(seed)

@@ -21,7 +21,7 @@ import numpy as np
 def contact_sheet(render_root, real_images, rows: int, size=(256, 144)) -> np.ndarray:
     from PIL import Image
 
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
 
     ds = open_dataset(render_root)
     reals = sorted(Path(real_images).glob("*.jpg"))
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from sim2real.appearance import compare, real_stats, render_stats
+    from sim2real.appearance.stats import compare, real_stats, render_stats
     from sim2real.segment.data import parse_mapping
 
     mapping = parse_mapping(args.map, "--map", True)

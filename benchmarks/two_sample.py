@@ -24,7 +24,7 @@ def main() -> None:
 
     from pathlib import Path
 
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
     from sim2real.translate.config import DataConfig
     from sim2real.translate.data import RealFrames, video_id
     from sim2real.translate.evaluate import CLS_SIZE, _cls_pair, _split, two_sample_accuracy

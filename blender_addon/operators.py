@@ -162,7 +162,7 @@ class SIM2REAL_OT_show_labels(_Run, bpy.types.Operator):
 
 def _job_args(job, blend: str | None = None) -> list[str]:
     """The headless script's arguments for ``job``: the core's own encoding, plus ``--blend``."""
-    return module("pipeline").job_to_args(job) + (["--blend", blend] if blend else [])
+    return module("rendering.job").job_to_args(job) + (["--blend", blend] if blend else [])
 
 
 def _output_dir(s) -> str:
@@ -173,10 +173,10 @@ def _output_dir(s) -> str:
 
 def _prepare_job(context, s, out: str, count: int, start: int = 0):
     """A validated job (preset or this scene), with its data-set folder opened."""
-    pipeline = module("pipeline")
+    pipeline = module("rendering.job")
     preset, overrides = props.preset(s), props.overrides(s)
     if s.source == "SCENE":
-        job = module("pipeline").user_scene_job(context.scene, out, count, s.seed, start, (0, 1), preset, overrides)
+        job = module("rendering.job").user_scene_job(context.scene, out, count, s.seed, start, (0, 1), preset, overrides)
         _remember_preset(context.scene, s)
     else:
         job = pipeline.RenderJob(preset=preset, out=out, count=count, seed=s.seed, start=start, overrides=overrides)
@@ -213,7 +213,7 @@ class SIM2REAL_OT_render_dataset(_Run, bpy.types.Operator):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        expected = [module("dataset").sample_id(i) for i in job.indices()]
+        expected = [module("dataset.format").sample_id(i) for i in job.indices()]
         task = tasks.start(tasks.Task("render", tasks.headless_command(_job_args(job, blend)), out=out,
                                       expected=expected, cleanup=[tmp]))
         self.report({"INFO"}, f"rendering {task.total - task.done} of {task.total} samples into {out} "
@@ -238,8 +238,8 @@ class SIM2REAL_OT_cancel(_Run, bpy.types.Operator):
 
 def load_preview(out: str) -> str:
     """Load the contact sheet (image | labels | depth | normals) of the rendered sample."""
-    ds = module("dataset").open_dataset(out)
-    sheet = module("preview").contact_sheet(ds, max_rows=1)
+    ds = module("dataset.format").open_dataset(out)
+    sheet = module("dataset.preview").contact_sheet(ds, max_rows=1)
     png = Path(out).parent / "preview.png"
     module("io").write_png(png, sheet)
     old = bpy.data.images.get(PREVIEW_IMAGE)
@@ -284,7 +284,7 @@ class SIM2REAL_OT_render_preview(_Run, bpy.types.Operator):
                 task.message = load_preview(out)
 
         tasks.start(tasks.Task("preview", tasks.headless_command(_job_args(job, blend)), out=out,
-                               expected=[module("dataset").sample_id(s.index)], on_finish=finish, cleanup=[tmp]))
+                               expected=[module("dataset.format").sample_id(s.index)], on_finish=finish, cleanup=[tmp]))
         self.report({"INFO"}, f"rendering a preview of sample {s.index}")
 
 
@@ -324,7 +324,7 @@ class SIM2REAL_OT_translate(_Run, bpy.types.Operator):
         s.translate_command = cmd
         if ck and not Path(ck).exists():
             raise module("errors").Sim2RealError(f"checkpoint {ck}: no such file or folder")
-        module("dataset").open_dataset(data)  # a clear error when nothing was rendered there
+        module("dataset.format").open_dataset(data)  # a clear error when nothing was rendered there
         if not ck or not torch_available():
             why = "no checkpoint chosen" if not ck else "torch is not importable in Blender's Python"
             _copy(context, cmd)

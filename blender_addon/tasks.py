@@ -64,7 +64,7 @@ class Task:
         if not self.out or not self.expected:
             return 0
         samples = Path(self.out) / "samples"
-        meta = module("dataset").FILES["meta"]
+        meta = module("dataset.format").FILES["meta"]
         try:
             with os.scandir(samples) as it:
                 return sum(1 for e in it if e.name in self.expected and os.path.isfile(os.path.join(e.path, meta)))

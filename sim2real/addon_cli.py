@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 ADDON_DIR = REPO / "blender_addon"
 MANIFEST = "blender_manifest.toml"
 # Core files Blender does not need: the click commands and the torch-only segmenter.
-CORE_EXCLUDE = ("segment/", "cli.py", "render_cli.py", "addon_cli.py", "translate/cli.py")
+CORE_EXCLUDE = ("segment/", "cli.py", "rendering/cli.py", "addon_cli.py", "translate/cli.py")
 
 
 def _files(base: Path, exclude=()) -> list[Path]:

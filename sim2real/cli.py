@@ -19,7 +19,7 @@ def cli():
 def _register_commands() -> None:
     # Each domain keeps its commands beside its code; heavy imports (bpy, torch) stay
     # inside the command functions so `sim2real --help` is instant.
-    from .render_cli import commands as render_commands
+    from .rendering.cli import commands as render_commands
     from .translate.cli import commands as translate_commands
     from .segment.cli import commands as segment_commands
     from .addon_cli import commands as addon_commands

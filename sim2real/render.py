@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(root) not in sys.path:  # Blender's Python does not have sim2real installed
         sys.path.insert(0, str(root))
     from sim2real.errors import Sim2RealError, one_line
-    from sim2real.pipeline import (PARENT_ENV, RenderJob, die_with_parent, parse_set, parse_shard, run,
+    from sim2real.rendering.job import (PARENT_ENV, RenderJob, die_with_parent, parse_set, parse_shard, run,
                                   run_user_scene)
     from sim2real.progress import Progress
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from sim2real.classes import DEFAULT_TABLE
-from sim2real.dataset import DatasetWriter, class_pixel_counts, sample_id
-from sim2real.exr import write_exr
+from sim2real.dataset.format import DatasetWriter, class_pixel_counts, sample_id
+from sim2real.io.exr import write_exr
 from sim2real.io import write_json_atomic, write_png
 
 

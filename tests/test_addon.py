@@ -21,7 +21,7 @@ import pytest
 
 from sim2real import __version__
 from sim2real.addon_cli import ADDON_DIR, build_zip
-from sim2real.dataset import open_dataset, verify
+from sim2real.dataset.format import open_dataset, verify
 
 REPO_MODULE = "sim2real_test_repo"
 ADDON = f"bl_ext.{REPO_MODULE}.sim2real"
@@ -40,7 +40,7 @@ def test_zip_layout_and_manifest(addon_zip):
         sources = {n: z.read(n).decode() for n in names if n.endswith(".py") and "/" not in n}
     assert addon_zip.name == f"sim2real-{__version__}.zip"
     for required in ("__init__.py", "blender_manifest.toml", "sim2real/render.py", "sim2real/blender/user_scene.py",
-                     "sim2real/png.py", "scenes/default.toml"):
+                     "sim2real/io/png.py", "scenes/default.toml"):
         assert required in names
     assert not any(n.startswith("sim2real/segment/") or "__pycache__" in n or n == "sim2real/cli.py" for n in names)
     assert manifest["schema_version"] == "1.0.0"

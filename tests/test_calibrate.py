@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from sim2real.appearance import delta_e76, srgb8_to_lab
+from sim2real.appearance.stats import delta_e76, srgb8_to_lab
 from sim2real.cli import main
 from sim2real.io import write_png
 
@@ -88,8 +88,8 @@ def test_tiny_calibration_moves_colour_toward_real_and_writes_a_valid_preset(tmp
 
 
 def test_adjust_moves_colours_toward_real_and_dims_a_clipping_light():
-    from sim2real.appearance import ColourStats
-    from sim2real.calibrate import adjust
+    from sim2real.appearance.stats import ColourStats
+    from sim2real.appearance.calibrate import adjust
     from sim2real.config import load_config
 
     def stats(rgb, clipped):

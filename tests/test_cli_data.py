@@ -71,7 +71,7 @@ def test_blender_binary_path_runs_the_headless_script(tmp_path, capsys):
     rest = args[args.index("--") + 1:]
     assert rest[rest.index("--count") + 1] == "3" and rest[rest.index("--seed") + 1] == "4"
     assert "render.samples=2" in rest
-    from sim2real.pipeline import parse_set
+    from sim2real.rendering.job import parse_set
 
     sets = parse_set([rest[i + 1] for i, a in enumerate(rest) if a == "--set"])
     assert sets == {"render.samples": 2, "render.denoise": False, "render.resolution": [64, 40]}

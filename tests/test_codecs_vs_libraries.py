@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-import sim2real.exr as exr
-from sim2real.png import decode_png, encode_png
+import sim2real.io.exr as exr
+from sim2real.io.png import decode_png, encode_png
 
 iio = pytest.importorskip("imageio.v3")
 

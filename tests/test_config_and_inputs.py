@@ -58,7 +58,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
 def test_unwritable_output_is_clear(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    from sim2real.pipeline import RenderJob, open_writer
+    from sim2real.rendering.job import RenderJob, open_writer
     from sim2real.errors import DatasetError
 
     job = RenderJob("default", str(blocker / "out"), 1)

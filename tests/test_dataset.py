@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sim2real.dataset import open_dataset, verify
+from sim2real.dataset.format import open_dataset, verify
 from sim2real.errors import DatasetError
 
 
@@ -41,7 +41,7 @@ def test_open_non_dataset_is_clear(tmp_path):
 
 
 def test_torch_dataset(fake_render_dataset):
-    from sim2real.dataset import torch_dataset
+    from sim2real.dataset.format import torch_dataset
 
     item = torch_dataset(fake_render_dataset)[1]
     assert item["image"].shape == (3, 48, 64) and float(item["image"].max()) <= 1.0
@@ -75,7 +75,7 @@ def test_torch_dataset_loads_in_spawned_workers(fake_render_dataset):
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from sim2real.dataset import torch_dataset
+    from sim2real.dataset.format import torch_dataset
 
     ds = torch_dataset(fake_render_dataset, keys=("image", "segmentation", "depth"))
     assert isinstance(ds, Dataset) and type(pickle.loads(pickle.dumps(ds))) is type(ds)

@@ -99,7 +99,7 @@ def test_binary_garbage_mesh_is_one_clear_line(tmp_path, data):
 def test_a_folder_with_no_finished_sample_takes_new_settings(tmp_path):
     """A run that failed before its first sample (a bad mesh) must not lock its --out."""
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.dataset import DatasetWriter, open_dataset
+    from sim2real.dataset.format import DatasetWriter, open_dataset
 
     info = {"kind": "render", "classes": DEFAULT_TABLE.to_json()}
     DatasetWriter(tmp_path / "d", {**info, "seed": 1}, fingerprint="aaaa")
@@ -113,7 +113,7 @@ def test_a_folder_with_no_finished_sample_takes_new_settings(tmp_path):
 
 def test_a_job_whose_folder_was_taken_over_commits_nothing(tmp_path):
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.dataset import DatasetWriter
+    from sim2real.dataset.format import DatasetWriter
 
     info = {"kind": "render", "classes": DEFAULT_TABLE.to_json()}
     first = DatasetWriter(tmp_path / "d", info, fingerprint="aaaa")

@@ -42,8 +42,8 @@ def test_mesh_readers_agree_on_a_mesh(tmp_path, shared_data):
 
 @pytest.mark.bpy
 def test_patient_b_renders_extra_classes(tmp_path, shared_data):
-    from sim2real.dataset import open_dataset, verify
-    from sim2real.pipeline import RenderJob, run
+    from sim2real.dataset.format import open_dataset, verify
+    from sim2real.rendering.job import RenderJob, run
 
     run(RenderJob("patient_b", str(tmp_path / "b"), 2, seed=1,
                   overrides={"render.resolution": [96, 64], "render.samples": 1, "render.denoise": False}))

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim2real.dataset import LABEL_KEYS, open_dataset, verify
-from sim2real.pipeline import RenderJob, run
+from sim2real.dataset.format import LABEL_KEYS, open_dataset, verify
+from sim2real.rendering.job import RenderJob, run
 
 pytestmark = pytest.mark.bpy
 

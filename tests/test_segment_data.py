@@ -10,7 +10,7 @@ from sim2real.segment.data import (load_items, parse_mapping, preload, real_item
 
 
 def test_sim_dataset_maps_tool_to_shaft_and_tip(fake_render_dataset):
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
 
     items = sim_items(fake_render_dataset, ["gallbladder", "tool"])
     raw = open_dataset(fake_render_dataset)[0].segmentation()
@@ -22,7 +22,7 @@ def test_sim_dataset_maps_tool_to_shaft_and_tip(fake_render_dataset):
 
 def test_sim_map_overrides_and_unknown_class_is_a_clear_error(fake_render_dataset):
     items = sim_items(fake_render_dataset, ["tool"], {"tool": ["tool_tip"]})
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
 
     raw = open_dataset(fake_render_dataset)[0].segmentation()
     assert np.array_equal(items[0].load()[1] == 1, raw == 7)

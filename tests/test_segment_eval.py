@@ -141,7 +141,7 @@ def test_cli_train_eval_and_user_errors(fake_render_dataset, fake_real_folder, t
 def test_consistency_scorer_scores_in_memory_variants(fake_render_dataset, fake_real_folder, tmp_path):
     import torch
 
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
     from sim2real.segment.consistency import ConsistencyScorer
 
     items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)

@@ -8,8 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from sim2real.dataset import LABEL_KEYS, open_dataset
-from sim2real.appearance import lab_to_srgb8 as lab_to_rgb
+from sim2real.dataset.format import LABEL_KEYS, open_dataset
+from sim2real.appearance.stats import lab_to_srgb8 as lab_to_rgb
 from sim2real.translate.colour import colour_dataset, rgb_to_lab
 
 REPO = Path(__file__).resolve().parent.parent

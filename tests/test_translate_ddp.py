@@ -2,15 +2,11 @@
 process with the whole batch, rank 0 alone writes, exact resume."""
 
 import json
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from sim2real.translate.checkpoint import load_checkpoint
 from sim2real.translate.config import load_config
 from sim2real.translate.data import RealFrames, SimImages
 from sim2real.translate.trainer import Trainer

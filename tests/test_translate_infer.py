@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.dataset import LABEL_KEYS, open_dataset, verify
+from sim2real.dataset.format import LABEL_KEYS, open_dataset, verify
 from sim2real.errors import DatasetError
 from sim2real.translate.checkpoint import CheckpointError, load_checkpoint
 from sim2real.translate.config import load_config
@@ -60,7 +60,7 @@ def test_translation_is_a_dataset_with_labels_carried_over_byte_for_byte(world, 
         assert s.meta["class_pixel_counts"] == source.meta["class_pixel_counts"] and s.meta["id"] == s.id
     assert verify(out) == {}
     # the same reader's torch dataset works on it
-    from sim2real.dataset import torch_dataset
+    from sim2real.dataset.format import torch_dataset
 
     item = torch_dataset(out)[0]
     assert item["image"].shape[0] == 3 and item["segmentation"].dtype == torch.int64
@@ -190,7 +190,7 @@ def test_translate_cli_module_does_not_import_torch():
 def test_black_field_of_view_border_stays_black(world, tmp_path):
     import shutil
 
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
     from sim2real.io import write_png
 
     render = tmp_path / "render"

@@ -118,7 +118,7 @@ def test_bad_label_term_settings_are_named(bad, words):
 
 
 def test_native_run_translates_renders_at_their_own_size(fake_render_dataset, fake_real_folder, tmp_path):
-    from sim2real.dataset import open_dataset
+    from sim2real.dataset.format import open_dataset
     from sim2real.translate.inference import translate_dataset
 
     tr = _make(fake_render_dataset, fake_real_folder, tmp_path / "run")

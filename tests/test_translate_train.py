@@ -168,7 +168,7 @@ def test_wrong_sim_dataset_is_a_clear_error(tmp_path, fake_real_folder):
         SimImages(fake_real_folder)
     (tmp_path / "empty_ds").mkdir()
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.dataset import DatasetWriter
+    from sim2real.dataset.format import DatasetWriter
 
     DatasetWriter(tmp_path / "empty_ds", {"kind": "render", "classes": DEFAULT_TABLE.to_json()})
     with pytest.raises(DatasetError, match=r"holds no samples"):

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from sim2real.dataset import open_dataset, verify
+from sim2real.dataset.format import open_dataset, verify
 from sim2real.errors import Sim2RealError
-from sim2real.pipeline import RenderJob
+from sim2real.rendering.job import RenderJob
 from sim2real.scene.geometry import intrinsics
 
 pytestmark = pytest.mark.bpy
@@ -55,7 +55,7 @@ def _scene(camera_mode="fixed", light_mode="scene"):
 def test_fixed_camera_labels_are_exact(tmp_path):
     import bpy
 
-    from sim2real.pipeline import run_user_scene
+    from sim2real.rendering.job import run_user_scene
 
     scene = _scene()
     user_camera = scene.camera
@@ -87,7 +87,7 @@ def test_fixed_camera_labels_are_exact(tmp_path):
 
 
 def test_path_mode_follows_the_animation(tmp_path):
-    from sim2real.pipeline import run_user_scene
+    from sim2real.rendering.job import run_user_scene
 
     scene = _scene("path")
     cam = scene.camera
@@ -104,7 +104,7 @@ def test_path_mode_follows_the_animation(tmp_path):
 
 
 def test_sampler_camera_and_scope_light(tmp_path):
-    from sim2real.pipeline import run_user_scene
+    from sim2real.rendering.job import run_user_scene
 
     _scene("sampler", "scope")
     run_user_scene(_job(tmp_path / "set", count=2, seed=1))
@@ -125,7 +125,7 @@ def test_sampler_camera_and_scope_light(tmp_path):
 def test_bad_labels_and_cameras_are_named(tmp_path):
     import bpy
 
-    from sim2real.pipeline import run_user_scene
+    from sim2real.rendering.job import run_user_scene
 
     scene = _scene()
     bpy.data.objects["my_liver"]["sim2real_class"] = "spleen"

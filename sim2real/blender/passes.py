@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..defaults import LABEL_RENDER
-from ..exr import read_exr
+from ..io.exr import read_exr
 from ..scene.description import RenderSettings
 from . import compat, require_bpy
 
@@ -177,7 +177,7 @@ def _labels_as_emission(scene, vl, path: Path) -> dict:
     finally:
         if strength is not None:
             world.node_tree.nodes["Background"].inputs["Strength"].default_value = strength
-    from ..postprocess import channel, NO_SURFACE_BLENDER
+    from ..rendering.postprocess import channel, NO_SURFACE_BLENDER
 
     index = channel(a, "Combined.R")
     hit = index > 0.5

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import postprocess
+from ..rendering import postprocess
 from ..errors import Sim2RealError
-from ..exr import read_exr
+from ..io.exr import read_exr
 from ..scene.description import SceneDescription
 from . import build, passes, require_bpy
 

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from ..errors import Sim2RealError
-from ..torch_io import CheckpointKind
-from ..torch_io import load_checkpoint as _load
-from ..torch_io import save_checkpoint as _save
+from ..io.checkpoint import CheckpointKind
+from ..io.checkpoint import load_checkpoint as _load
+from ..io.checkpoint import save_checkpoint as _save
 
 FORMAT = "sim2real-segmenter"
 FORMAT_VERSION = 1

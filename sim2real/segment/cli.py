@@ -143,7 +143,7 @@ def eval_cmd(checkpoint, data, real_map, sim_map, ignore, videos, exclude_videos
 @click.option("--threads", type=int, default=None)
 def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
     """Per-variant Dice of a real-trained segmenter against the renders' own labels."""
-    from ..dataset import open_dataset
+    from ..dataset.format import open_dataset
     from ..io import write_json_atomic
     from ..progress import Progress
     from .consistency import consistency_scores, summarise_consistency

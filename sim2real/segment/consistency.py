@@ -48,11 +48,11 @@ def consistency_scores(checkpoint, dataset, device: str = "auto", sim_map=None, 
                        progress=None) -> dict[str, dict[str, float]]:
     """``{sample_id: {class: dice}}`` for every sample of a sim2real data set.
 
-    ``dataset`` is a path or an opened :class:`~sim2real.dataset.Dataset` (translated or
+    ``dataset`` is a path or an opened :class:`~sim2real.dataset.format.Dataset` (translated or
     rendered: running it on the renders gives the untranslated baseline). ``progress``
     is an optional :class:`~sim2real.progress.Progress`.
     """
-    from ..dataset import Dataset, open_dataset
+    from ..dataset.format import Dataset, open_dataset
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     scorer = ConsistencyScorer(checkpoint, ds.classes, device, sim_map, batch)

@@ -149,7 +149,7 @@ def is_sim2real_dataset(path: str | os.PathLike) -> bool:
 
 def sim_items(root, classes: list[str], sim_map=None) -> list[Item]:
     """Items of a rendered or translated sim2real data set (variants grouped by source render)."""
-    from ..dataset import open_dataset
+    from ..dataset.format import open_dataset
 
     ds = open_dataset(root)
     if len(ds) == 0:

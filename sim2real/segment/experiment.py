@@ -193,7 +193,7 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
     """Class content and colour of each available source (see :mod:`.diagnostics`)."""
     from .diagnostics import domain_stats
 
-    from ..dataset import open_dataset
+    from ..dataset.format import open_dataset
 
     stats = {"real": domain_stats(real, classes, cfg.size)}
     for name, path in (("render", cfg.render), ("colour", cfg.colour), ("translated", cfg.translated)):

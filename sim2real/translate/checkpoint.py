@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from ..errors import Sim2RealError
-from ..torch_io import CheckpointKind
-from ..torch_io import load_checkpoint as _load
-from ..torch_io import save_checkpoint as _save
+from ..io.checkpoint import CheckpointKind
+from ..io.checkpoint import load_checkpoint as _load
+from ..io.checkpoint import save_checkpoint as _save
 
 FORMAT = "sim2real-translator"
 FORMAT_VERSION = 1

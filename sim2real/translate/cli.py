@@ -188,8 +188,8 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
-    from ..dataset import open_dataset
-    from ..pipeline import parse_shard
+    from ..dataset.format import open_dataset
+    from ..rendering.job import parse_shard
     from ..progress import Progress
     from .inference import TranslateOptions, open_source, run_translation
     from .trainer import pick_device
@@ -260,7 +260,7 @@ def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, devic
     """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
     import torch
 
-    from ..dataset import open_dataset
+    from ..dataset.format import open_dataset
     from ..io import write_json_atomic
     from ..progress import Progress
     from .evaluate import evaluate, format_report
@@ -289,7 +289,7 @@ def semantic_consistency(segmenter, translated, source, device) -> dict:
 
     out = {"segmenter": str(segmenter)}
     for name, path in (("translated", translated), ("untranslated", source)):
-        from ..dataset import open_dataset
+        from ..dataset.format import open_dataset
 
         with Progress(len(open_dataset(path)), f"consistency ({name})", "images") as bar:
             scores = consistency_scores(segmenter, path, device=device, progress=bar)

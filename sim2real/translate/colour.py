@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..appearance import REAL_FOV_LEVEL, lab_to_srgb8, real_fov, srgb8_to_lab
-from ..dataset import DatasetWriter, open_dataset
+from ..appearance.stats import REAL_FOV_LEVEL, lab_to_srgb8, real_fov, srgb8_to_lab
+from ..dataset.format import DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
 from .data import _read, find_real_files
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset import open_dataset
+from ..dataset.format import open_dataset
 from ..errors import DatasetError, one_line
 from ..io import read_image_rgb
 from .config import DataConfig

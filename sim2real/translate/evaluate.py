@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..dataset import open_dataset
+from ..dataset.format import open_dataset
 from ..errors import DatasetError, Sim2RealError
 from .data import RealFrames, to_tensor, video_id
 from .config import DataConfig

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset import DatasetWriter, open_dataset
+from ..dataset.format import DatasetWriter, open_dataset
 from ..errors import DatasetError, Sim2RealError
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
 from .config import TranslatorConfig, work_short

@@ -3,7 +3,7 @@
 Each round renders a few low-resolution samples (the same seed and indices every round,
 so rounds differ only in what was adjusted), measures per class the mean and spread of
 the CIELAB colour of its pixels and the share of clipped pixels inside the field of
-view, and compares them with the real frames (:mod:`sim2real.appearance`). Then:
+view, and compares them with the real frames (:mod:`sim2real.appearance.stats`). Then:
 
 - each mapped class's colour range (a tissue section's ``color``; for tools the
   instruments' ``shaft_color``/``tip_color``) is scaled per channel by the ratio of the
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .appearance import ColourStats, compare, lab_to_linear, real_stats, render_stats
-from .defaults import TISSUES
-from .errors import Sim2RealError
+from .stats import ColourStats, compare, lab_to_linear, real_stats, render_stats
+from ..defaults import TISSUES
+from ..errors import Sim2RealError
 
 TOOL_CLASSES = {"tool": ("shaft_color", "tip_color"), "tool_shaft": ("shaft_color",), "tool_tip": ("tip_color",)}
 MAX_CLIPPED = 0.02  # the clipped share a calibrated preset must stay under
@@ -111,9 +111,9 @@ def score(cmp: dict) -> float:
 
 def render_round(cfg: dict, opts: CalibrateOptions, folder: Path, renderer=None) -> ColourStats:
     """Render ``opts.samples`` low-resolution samples of ``cfg`` into ``folder``; their statistics."""
-    from .config import to_toml
-    from .io import write_bytes_atomic
-    from .pipeline import RenderJob, render_indices
+    from ..config import to_toml
+    from ..io import write_bytes_atomic
+    from ..rendering.job import RenderJob, render_indices
 
     folder.mkdir(parents=True, exist_ok=True)
     preset = folder / "preset.toml"
@@ -126,8 +126,8 @@ def render_round(cfg: dict, opts: CalibrateOptions, folder: Path, renderer=None)
 
 def calibrate(opts: CalibrateOptions, log=None, workdir: str | None = None) -> dict:
     """Run the rounds, write the best preset and the report; returns the report."""
-    from .config import load_config, to_toml
-    from .io import write_bytes_atomic, write_json_atomic
+    from ..config import load_config, to_toml
+    from ..io import write_bytes_atomic, write_json_atomic
 
     opts.check()
     say = log or (lambda s: None)

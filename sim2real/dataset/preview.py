@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import Dataset
+from .format import Dataset
 
 
 def colorize_depth(depth: np.ndarray) -> np.ndarray:

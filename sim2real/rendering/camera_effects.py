@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene.description import CameraEffects
+from ..scene.description import CameraEffects
 
 
 def vignette(width: int, height: int, strength: float, circle=None) -> np.ndarray:

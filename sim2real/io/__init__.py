@@ -178,7 +178,7 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 def read_image_and_mask(image_path: str | os.PathLike, mask_path: str | os.PathLike):
     """A real frame (uint8 (H, W, 3)) and its label mask (uint8 (H, W)) of the same size;
     :class:`~sim2real.errors.DatasetError` (one line) when either is unreadable or they differ."""
-    from .errors import DatasetError, one_line
+    from ..errors import DatasetError, one_line
 
     image_path, mask_path = Path(image_path), Path(mask_path)
     try:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import Sim2RealError
+from ..errors import Sim2RealError
 
 
 @click.command()
@@ -28,16 +28,16 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
 
     Example: sim2real render --out data/sim --count 100 --workers 2
     """
-    from .pipeline import RenderJob, parse_set, parse_shard, run, run_with_blender
-    from .progress import Progress
+    from .job import RenderJob, parse_set, parse_shard, run, run_with_blender
+    from ..progress import Progress
 
     job = RenderJob(preset=preset or "default", out=out, count=count, seed=seed, start=start,
                     shard=parse_shard(shard), overrides=parse_set(sets))
     if blend:
         if blender:
             raise Sim2RealError("--blend with --blender: run  blender my.blend -b -P sim2real/render.py -- --out ...")
-        from .blender import require_bpy
-        from .pipeline import run_user_scene
+        from ..blender import require_bpy
+        from .job import run_user_scene
 
         require_bpy()
         with Progress(len(job.indices()), "render", unit="samples") as bar:
@@ -52,7 +52,7 @@ def render(preset, out, count, seed, start, workers, shard, sets, blender, blend
         if rc:
             raise Sim2RealError(f"Blender exited with status {rc}")
     else:
-        from .blender import require_bpy
+        from ..blender import require_bpy
 
         require_bpy()
         with Progress(len(job.indices()), "render", unit="samples") as bar:
@@ -72,9 +72,9 @@ def verify(dataset, quiet):
     """
     from pathlib import Path
 
-    from .dataset import open_dataset
-    from .dataset import verify as verify_ds
-    from .progress import Progress
+    from ..dataset.format import open_dataset
+    from ..dataset.format import verify as verify_ds
+    from ..progress import Progress
 
     try:
         n = len(open_dataset(dataset))
@@ -99,7 +99,7 @@ def verify(dataset, quiet):
 
 def _render_preview(out) -> None:
     """The preview after a render; a shard that rendered nothing yet has nothing to show."""
-    from .dataset import open_dataset
+    from ..dataset.format import open_dataset
 
     if len(open_dataset(out)) == 0:
         click.echo(f"no samples in {out} yet: no preview", err=True)
@@ -110,9 +110,9 @@ def _render_preview(out) -> None:
 def _write_preview(dataset, out, rows):
     from pathlib import Path
 
-    from .dataset import open_dataset
-    from .io import atomic_path, write_png
-    from .preview import contact_sheet
+    from ..dataset.format import open_dataset
+    from ..io import atomic_path, write_png
+    from ..dataset.preview import contact_sheet
 
     ds = open_dataset(dataset)
     if len(ds) == 0:
@@ -143,7 +143,7 @@ def presets(show):
 
     Example: sim2real presets --show default > scenes/mine.toml
     """
-    from .config import load_config, preset_names, to_toml
+    from ..config import load_config, preset_names, to_toml
 
     if show:
         click.echo(to_toml(load_config(show)), nl=False)
@@ -155,7 +155,7 @@ def presets(show):
 @click.command()
 def classes():
     """Print the class table (ids, names, colours)."""
-    from .classes import DEFAULT_TABLE
+    from ..classes import DEFAULT_TABLE
 
     for c in DEFAULT_TABLE:
         click.echo(f"{c.id:3d}  {c.name:16s} rgb{c.color}")
@@ -179,9 +179,9 @@ def calibrate(real, masks, mapping, preset, out, samples, rounds, size, seed, re
 
     Example: sim2real calibrate --real real/images --masks real/masks --map gallbladder=5,tool=6 --out scenes/mine.toml
     """
-    from .calibrate import CalibrateOptions
-    from .calibrate import calibrate as run_calibrate
-    from .segment.data import parse_mapping
+    from ..appearance.calibrate import CalibrateOptions
+    from ..appearance.calibrate import calibrate as run_calibrate
+    from ..segment.data import parse_mapping
 
     try:
         w, h = (int(x) for x in size.lower().split("x"))
@@ -193,10 +193,10 @@ def calibrate(real, masks, mapping, preset, out, samples, rounds, size, seed, re
                             preset=preset, samples=samples, rounds=rounds, size=(w, h), seed=seed,
                             real_limit=real_limit)
     opts.check()
-    from .config import load_config
+    from ..config import load_config
 
     load_config(preset)  # a bad preset fails before anything renders
-    from .blender import require_bpy
+    from ..blender import require_bpy
 
     require_bpy()
     rep = run_calibrate(opts, log=lambda s: click.echo(s, err=True))

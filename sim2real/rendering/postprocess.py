@@ -3,7 +3,7 @@
 Input: the channels of the image EXR and of the label EXR as Blender writes them
 (``<ViewLayer>.Combined.R``, ``<ViewLayer>.Depth.Z``, ``<ViewLayer>.Normal.X``,
 ``<ViewLayer>.IndexOB.X``; the view-layer prefix is matched loosely). Output: the arrays
-of one sample in the conventions of :data:`sim2real.dataset.CONVENTIONS`.
+of one sample in the conventions of :data:`sim2real.dataset.format.CONVENTIONS`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import dataclasses
 
 import numpy as np
 
-from . import __version__
-from .classes import ClassTable
-from .dataset import class_pixel_counts
+from .. import __version__
+from ..classes import ClassTable
+from ..dataset.format import class_pixel_counts
 
 NO_SURFACE_BLENDER = 1e9
 _DETAIL = ("coat", "vessels", "lobules", "fat_patches", "blood", "bile")  # recorded when non-zero  # Blender writes 1e10 where a ray hits nothing

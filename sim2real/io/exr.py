@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import one_line
-from .io import atomic_path
+from ..errors import one_line
+from . import atomic_path
 
 try:  # pragma: no cover - exercised by whichever environment runs
     import OpenEXR as _openexr

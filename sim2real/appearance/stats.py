@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Sim2RealError
+from ..errors import Sim2RealError
 
 CLIP_LEVEL = 250  # a channel at or above this counts as clipped
 REAL_FOV_LEVEL = 12  # real frames: the black border around the scope's field of view is below this
@@ -151,8 +151,8 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
     ``limit`` frames at most (spread evenly); every ``step``-th pixel per axis (pooled
     means do not need every pixel of an 854x480 frame).
     """
-    from .io import read_image_and_mask
-    from .segment.data import IMAGE_SUFFIXES
+    from ..io import read_image_and_mask
+    from ..segment.data import IMAGE_SUFFIXES
 
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for d, what in ((images_dir, "--real"), (masks_dir, "--masks")):
@@ -183,9 +183,9 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
 
 def render_stats(root, classes: list[str]) -> ColourStats:
     """Stats of a rendered data set; ``tool`` pools ``tool_shaft`` + ``tool_tip`` (as segment does)."""
-    from .dataset import open_dataset
-    from .postprocess import fov_mask
-    from .segment.data import _lut, sim_groups
+    from ..dataset.format import open_dataset
+    from ..rendering.postprocess import fov_mask
+    from ..segment.data import _lut, sim_groups
 
     ds = open_dataset(root)
     lut = _lut(sim_groups(ds.classes, classes))

@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import Sim2RealError, one_line
+from .. import __version__
+from ..errors import Sim2RealError, one_line
 
 
 class CheckpointLoadError(Exception):
@@ -60,7 +60,7 @@ def save_checkpoint(path: str | os.PathLike, kind: CheckpointKind, payload: dict
     """Write ``payload`` plus the format fields atomically (a crash keeps the previous file)."""
     import torch
 
-    from .io import atomic_path
+    from . import atomic_path
 
     path = Path(path)
     payload = {"format": kind.format, "format_version": kind.version, "package_version": __version__,

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .classes import ClassTable
-from .errors import DatasetError, one_line
-from .exr import EXRError, read_exr
-from .io import atomic_dir, clean_partials, read_json, read_png, write_json_atomic
+from .. import __version__
+from ..classes import ClassTable
+from ..errors import DatasetError, one_line
+from ..io.exr import EXRError, read_exr
+from ..io import atomic_dir, clean_partials, read_json, read_png, write_json_atomic
 
 FORMAT_NAME = "sim2real-dataset"
 FORMAT_VERSION = 1
@@ -133,7 +133,7 @@ class DatasetWriter:
         """Commit one translated variant of ``source`` atomically: its image, hard links (or
         copies) of the source's label files, and its meta with ``record`` under
         ``translation``; returns {"links": n, "copies": n}."""
-        from .io import link_or_copy, write_png
+        from ..io import link_or_copy, write_png
 
         counts = {"links": 0, "copies": 0}
         with self.write_sample(vid) as d:
@@ -149,8 +149,8 @@ class DatasetWriter:
 def write_render_files(d: Path, arrays: dict, meta: dict) -> None:
     """The files of one rendered sample (image, labels, meta) into folder ``d`` (a
     :meth:`DatasetWriter.write_sample` folder)."""
-    from .exr import write_exr
-    from .io import write_png
+    from ..io.exr import write_exr
+    from ..io import write_png
 
     # Fast settings: zlib level 1 PNGs (what Blender writes) and uncompressed EXRs (ZIP saves
     # ~10 % on float labels for 5x the time; uncompressed also reads in Blender's Python).

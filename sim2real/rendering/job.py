@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .config import class_table, fingerprint, load_config
-from .dataset import DatasetWriter, sample_id, write_render_files
-from .errors import Sim2RealError, one_line
+from .. import __version__
+from ..config import class_table, fingerprint, load_config
+from ..dataset.format import DatasetWriter, sample_id, write_render_files
+from ..errors import Sim2RealError, one_line
 
 
 @dataclass
@@ -85,9 +85,9 @@ def render_indices(job: RenderJob, indices: list[int], on_done=None, threads: in
     default to the preset's; :func:`run_user_scene` passes the open file's. ``cfg`` and
     ``writer`` (from :func:`plan`) are loaded and opened here when not given.
     """
-    from .blender.passes import blender_version_string
-    from .blender.renderer import BlenderRenderer
-    from .scene.sampler import Sampler
+    from ..blender.passes import blender_version_string
+    from ..blender.renderer import BlenderRenderer
+    from ..scene.sampler import Sampler
 
     if cfg is None:
         cfg = job.config()
@@ -266,7 +266,7 @@ def user_scene_job(scene, out, count: int, seed: int = 0, start: int = 0, shard=
                    overrides: dict | None = None) -> RenderJob:
     """A validated job for the labelled objects of ``scene`` (an open Blender scene); its config
     records the scene's settings and labels, so resuming with other labels is refused."""
-    from .blender.user_scene import job_info
+    from ..blender.user_scene import job_info
 
     preset_name, info = job_info(scene, preset, overrides)
     return RenderJob(preset=preset_name, out=str(out), count=count, seed=seed, start=start, shard=shard,
@@ -280,8 +280,8 @@ def run_user_scene(job: RenderJob, blend: str | os.PathLike | None = None, prese
     ``preset`` overrides the scene's ``sim2real_preset``. Resumable like :func:`run`; the
     sampler and renderer come from :mod:`sim2real.blender.user_scene`.
     """
-    from .blender import require_bpy
-    from .blender import user_scene as us
+    from ..blender import require_bpy
+    from ..blender import user_scene as us
 
     bpy = require_bpy()
     if workers > 1:
@@ -316,7 +316,7 @@ def run_with_blender(job: RenderJob, blender: str, workers: int = 1) -> int:
     import shlex
     import subprocess
 
-    script = Path(__file__).resolve().parent / "render.py"
+    script = Path(__file__).resolve().parent.parent / "render.py"
     i, n = job.shard
     procs = []
     try:
@@ -340,7 +340,7 @@ def job_to_args(job: RenderJob) -> list[str]:
             "--shard", f"{job.shard[0]}/{job.shard[1]}"]
     if job.preset is not None:
         args += ["--preset", str(job.preset)]
-    from .config import toml_value
+    from ..config import toml_value
 
     for k, v in (job.overrides or {}).items():
         args += ["--set", f"{k}={toml_value(v)}"]  # parsed back as TOML by parse_set

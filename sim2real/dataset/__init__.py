@@ -1,0 +1,10 @@
+"""The data-set format: one writer (render samples and translated variants), the reader,
+verify and a torch ``Dataset`` (:mod:`.format`); contact sheets (:mod:`.preview`)."""
+
+from .format import (CONVENTIONS, FILES, FORMAT_NAME, FORMAT_VERSION, LABEL_KEYS, Dataset, DatasetWriter, Sample,
+                     class_pixel_counts, open_dataset, sample_id, torch_dataset, verify, verify_sample,
+                     write_render_files)
+
+__all__ = ["CONVENTIONS", "FILES", "FORMAT_NAME", "FORMAT_VERSION", "LABEL_KEYS", "Dataset", "DatasetWriter", "Sample",
+           "class_pixel_counts", "open_dataset", "sample_id", "torch_dataset", "verify", "verify_sample",
+           "write_render_files"]
