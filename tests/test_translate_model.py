@@ -72,7 +72,12 @@ def test_defaults_are_the_paper_settings_and_presets_load():
     o = cfg.optim
     assert (o.lr, o.beta1, o.beta2, o.weight_decay) == (1e-4, 0.5, 0.999, 1e-4)
     assert {"small", "paper"} <= set(preset_names())
-    assert load_config("paper").to_dict() == cfg.to_dict()
+    # paper = the paper's networks and losses, plus native scale and the two label-aware terms
+    paper = load_config("paper").to_dict()
+    assert (paper["data"]["load_size"], paper["loss"]["semantic"], paper["loss"]["nce"]) == (0, 1.0, 1.0)
+    for sec, key in (("data", "load_size"), ("loss", "semantic"), ("loss", "nce")):
+        paper[sec][key] = cfg.to_dict()[sec][key]
+    assert paper == cfg.to_dict()
     assert load_config("small").model.gen_dim < cfg.model.gen_dim
 
 
