@@ -64,9 +64,11 @@ def bench_train(preset: str, steps: int, warmup: int, device: str, precision: st
 
 
 @torch.no_grad()
-def bench_translate(preset: str, size: tuple[int, int], k: int, batch: int, reps: int, device: str,
+def bench_translate(preset, size: tuple[int, int], k: int, batch: int, reps: int, device: str,
                     precision: str) -> dict:
-    cfg = load_config(preset)
+    """variants/s of the model alone: K styles in one batched decoder call vs one call per style.
+    ``preset``: a preset name or a loaded config."""
+    cfg = load_config(preset) if isinstance(preset, str) else preset
     dev = torch.device(device)
     model = SimToReal(cfg.model).to(dev).eval()
     w, h = size

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -124,40 +123,11 @@ def train_rate(cfg, steps: int, warmup: int, device: str, size: tuple[int, int])
 
 
 def translate_compute(cfg, size, k: int, batch: int, reps: int, device: str) -> dict:
-    """variants/s of the model alone: batched (K styles in one decoder call) vs looped."""
-    import torch
+    """variants/s of the model alone: batched (K styles in one decoder call) vs looped (bf16 on CUDA)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_translate import bench_translate
 
-    from sim2real.translate.generators import SimToReal
-
-    dev = torch.device(device)
-    model = SimToReal(cfg.model).to(dev).eval()
-    w, h = size
-    g = torch.Generator().manual_seed(0)
-    x = (torch.rand(batch, 3, h, w, generator=g) * 2 - 1).to(dev)
-    styles = torch.randn(batch, k, cfg.model.style_dim, generator=g).to(dev)
-    ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" else nullcontext
-
-    @torch.no_grad()
-    def batched():
-        with ctx():
-            return model.decode_multi(model.content(x), styles)
-
-    @torch.no_grad()
-    def looped():
-        with ctx():
-            c = model.content(x)
-            return [model.real.decode(c, styles[:, j]) for j in range(k)]
-
-    out = {}
-    for name, fn in (("batched", batched), ("looped", looped)):
-        fn()
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        _sync(dev)
-        out[name] = reps * batch * k / (time.perf_counter() - t0)
-    return out
+    return bench_translate(cfg, size, k, batch, reps, device, "bf16")
 
 
 def translate_with_io(cfg, root: Path, n: int, size, k: int, batch: int, device: str, io_threads: list[int]) -> dict:
@@ -170,7 +140,6 @@ def translate_with_io(cfg, root: Path, n: int, size, k: int, batch: int, device:
     tr = Trainer(cfg, Synthetic(64, 64), Synthetic(64, 64, seed=1), root / "run", device)
     tr.save()
     ckpt = export(root / "run" / "checkpoint.pt")
-    out = {}
     # One warm-up translation (cuDNN autotuning, lazy init) into a folder of its own.
     run_translation(TranslateOptions(ckpt, renders, root / "warm", k=k, batch=batch, device=device, io_threads=0,
                                      shard=(0, max(1, n // batch))))
