@@ -258,6 +258,53 @@ def open_dataset(root: str | os.PathLike) -> Dataset:
     return Dataset(root)
 
 
+# --- translated data sets: K variants of every render, labels carried over ------------
+
+
+def variant_id(sid: str, j: int) -> str:
+    """The id of variant ``j`` of render ``sid`` in a translated data set."""
+    return f"{sid}_style_{j:02d}"
+
+
+def open_renders(data: str | os.PathLike, verb: str = "translate") -> Dataset:
+    """The render data set to ``verb`` into variants (a clear error for anything else)."""
+    src = open_dataset(data)
+    if src.kind == "translation":
+        raise DatasetError(f"{data} is already a translation data set; {verb} the renders it came from")
+    if len(src) == 0:
+        raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
+    return src
+
+
+def open_translation(out: str | os.PathLike, src: Dataset, settings: dict, fingerprint_settings: dict) -> DatasetWriter:
+    """The writer of a translated data set of ``src``, ``settings`` recorded; a folder made
+    with other ``fingerprint_settings`` (or from another source) is refused."""
+    import hashlib
+    import json
+
+    source = {"path": str(src.root.resolve()), "kind": src.kind, "fingerprint": src.info.get("fingerprint")}
+    fp_src = {"root": source["path"], "fingerprint": source["fingerprint"]}
+    fingerprint = hashlib.sha256(json.dumps({**fingerprint_settings, "source": fp_src},
+                                            sort_keys=True).encode()).hexdigest()[:16]
+    info = {"kind": "translation", "classes": src.info["classes"], "source": source,
+            "translation": settings, "config": src.info.get("config")}
+    return DatasetWriter(out, info, fingerprint=fingerprint)
+
+
+def missing_variants(src: Dataset, writer: DatasetWriter, k: int, shard=(0, 1)) -> tuple[list[tuple[int, str]], int]:
+    """The (index, id) renders of shard ``(i, n)`` with a variant still missing, and how many are done."""
+    i, n = shard
+    todo, done = [], 0
+    for index, sid in enumerate(src.ids()):
+        if index % n != i:
+            continue
+        if all(writer.has(variant_id(sid, j)) for j in range(k)):
+            done += k
+        else:
+            todo.append((index, sid))
+    return todo, done
+
+
 def class_pixel_counts(seg: np.ndarray, table: ClassTable) -> dict[str, int]:
     """Visible pixels per class name (every class of the table, zeros included)."""
     counts = np.bincount(seg.ravel(), minlength=256)

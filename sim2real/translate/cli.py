@@ -188,16 +188,16 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
-    from ..dataset.format import open_dataset
+    from ..dataset.format import open_renders
     from ..rendering.job import parse_shard
     from ..progress import Progress
-    from .inference import TranslateOptions, open_source, run_translation
+    from .inference import TranslateOptions, run_translation
     from .trainer import pick_device
 
     if threads:
         torch.set_num_threads(threads)
     if method == "colour":
-        _colour(data, real, out, k, seed, len(open_dataset(data)))
+        _colour(data, real, out, k, seed)
         return
     if checkpoint is None:
         raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
@@ -207,7 +207,7 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
                             keep_fov=keep_fov, segmenter=segmenter, min_consistency=min_consistency,
                             shard=parse_shard(shard), io_threads=io_threads)
     opts.check(has_scorer=segmenter is not None)
-    src = open_source(data)
+    src = open_renders(data)
     scorer = None
     if segmenter is not None:
         # The command layer joins the two packages; translate/inference.py never imports segment/.
@@ -224,8 +224,9 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
-def _colour(data, real, out, k, seed, n):
+def _colour(data, real, out, k, seed):
     """--method colour: the no-training baseline (see :mod:`.colour`)."""
+    from ..dataset.format import open_renders
     from ..progress import Progress
     from .colour import RealColours, colour_dataset
 
@@ -233,6 +234,7 @@ def _colour(data, real, out, k, seed, n):
         raise Sim2RealError("--method colour needs --real DIR (real frames whose colours the renders take)")
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
+    n = len(open_renders(data, "colour-transfer"))  # checked before the real frames are measured
     colours = RealColours(list(real))
     with Progress(n * k, "colour", "variants") as bar:
         summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar)

@@ -10,14 +10,11 @@ byte. The output has the same layout as :func:`~sim2real.translate.inference.tra
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 
 import numpy as np
 
 from ..appearance.stats import REAL_FOV_LEVEL, lab_to_srgb8, real_fov, srgb8_to_lab
-from ..dataset.format import DatasetWriter, open_dataset
+from ..dataset.format import missing_variants, open_renders, open_translation, variant_id
 from ..errors import DatasetError, Sim2RealError
 from .data import _read, find_real_files
 
@@ -96,29 +93,17 @@ def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None) ->
     """
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
-    src = open_dataset(data)
-    if src.kind == "translation":
-        raise DatasetError(f"{data} is already a translation data set; colour-transfer the renders it came from")
-    if len(src) == 0:
-        raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
+    src = open_renders(data, "colour-transfer")
     colours = real if isinstance(real, RealColours) else RealColours(real)
     settings = {"method": "colour", "space": "CIELAB", "k": k, "seed": seed, "real": colours.names,
                 "max_gain": MAX_GAIN, "real_black": REAL_BLACK, "keep_fov": True}
-    fp_src = {"root": str(Path(data).resolve()), "fingerprint": src.info.get("fingerprint")}
-    fingerprint = hashlib.sha256(json.dumps({**settings, "source": fp_src}, sort_keys=True).encode()).hexdigest()[:16]
-    info = {"kind": "translation", "classes": src.info["classes"],
-            "source": {"path": str(Path(data).resolve()), "kind": src.kind,
-                       "fingerprint": src.info.get("fingerprint")},
-            "translation": settings, "config": src.info.get("config")}
-    writer = DatasetWriter(out, info, fingerprint=fingerprint)
+    writer = open_translation(out, src, settings, settings)
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "links": 0, "copies": 0}
-    for index, sid in enumerate(src.ids()):
-        names = [f"{sid}_style_{j:02d}" for j in range(k)]
-        if all(writer.has(n) for n in names):
-            summary["variants_skipped"] += k
-            if progress is not None:
-                progress.update(k)
-            continue
+    todo, summary["variants_skipped"] = missing_variants(src, writer, k)
+    if progress is not None and summary["variants_skipped"]:
+        progress.update(summary["variants_skipped"])
+    for index, sid in todo:
+        names = [variant_id(sid, j) for j in range(k)]
         sample = src.sample(sid)
         img = sample.image()
         inside = render_fov(sample, img)

@@ -8,8 +8,6 @@ whose samples ``<source_id>_style_<kk>`` hold the translated ``image.png`` and h
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset.format import DatasetWriter, open_dataset
+from ..dataset.format import DatasetWriter, missing_variants, open_renders, open_translation, variant_id
 from ..errors import DatasetError, Sim2RealError
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
 from .config import TranslatorConfig, work_short
@@ -285,20 +283,6 @@ class Translated:
     attempts: np.ndarray              # (K,) redraws made
 
 
-def plan(src, writer: DatasetWriter, k: int, shard=(0, 1)) -> tuple[list[tuple[int, str]], int]:
-    """The (index, id) renders of this shard with a missing variant, and how many variants are done."""
-    i, n = shard
-    todo, done = [], 0
-    for index, sid in enumerate(src.ids()):
-        if index % n != i:
-            continue
-        if all(writer.has(f"{sid}_style_{j:02d}") for j in range(k)):
-            done += k
-        else:
-            todo.append((index, sid))
-    return todo, done
-
-
 def load_render(src, index: int, sid: str, keep_fov: bool, with_segmentation: bool) -> Loaded:
     sample = src.sample(sid)
     img = sample.image()
@@ -388,7 +372,7 @@ def _write_render(writer, t: Translated, opts: TranslateOptions, sha: str, score
     out = {"variants_written": 0, "variants_skipped": 0, "below_min_structure": 0,
            "below_min_consistency": 0, "links": 0, "copies": 0}
     for j in range(opts.k):
-        vid = f"{t.loaded.sample.id}_style_{j:02d}"
+        vid = variant_id(t.loaded.sample.id, j)
         if writer.has(vid):
             out["variants_skipped"] += 1
             continue
@@ -415,24 +399,7 @@ def open_output(opts: TranslateOptions, src, tr: MunitTranslator, bank: StyleBan
                 "work_short_side": tr.cfg.data.load_size or "native", "keep_fov": opts.keep_fov,
                 "segmenter": None if opts.segmenter is None else str(opts.segmenter),
                 "min_consistency": opts.min_consistency}
-    fp_src = {"root": str(Path(opts.data).resolve()), "fingerprint": src.info.get("fingerprint")}
-    fingerprint = hashlib.sha256(json.dumps({**settings, "checkpoint": None, "source": fp_src},
-                                            sort_keys=True).encode()).hexdigest()[:16]
-    info = {"kind": "translation", "classes": src.info["classes"],
-            "source": {"path": str(Path(opts.data).resolve()), "kind": src.kind,
-                       "fingerprint": src.info.get("fingerprint")},
-            "translation": settings, "config": src.info.get("config")}
-    return DatasetWriter(opts.out, info, fingerprint=fingerprint)
-
-
-def open_source(data):
-    """The render data set to translate (a clear error for anything else)."""
-    src = open_dataset(data)
-    if src.kind == "translation":
-        raise DatasetError(f"{data} is already a translation data set; translate the renders it came from")
-    if len(src) == 0:
-        raise DatasetError(f"{data} holds no samples; render some with 'sim2real render' first")
-    return src
+    return open_translation(opts.out, src, settings, {**settings, "checkpoint": None})
 
 
 def run_translation(opts: TranslateOptions, scorer=None, progress=None) -> dict:
@@ -452,7 +419,7 @@ def run_translation(opts: TranslateOptions, scorer=None, progress=None) -> dict:
     model works on batch t+1 while batch t is written and batch t+2 is read.
     """
     opts.check(scorer is not None)
-    src = open_source(opts.data)
+    src = open_renders(opts.data)
     tr = MunitTranslator(opts.checkpoint, opts.device, opts.precision)
     bank = StyleBank(tr.cfg.model.style_dim, opts.seed, opts.synchronized)
     if opts.style_from:
@@ -460,7 +427,7 @@ def run_translation(opts: TranslateOptions, scorer=None, progress=None) -> dict:
         bank = StyleBank(tr.cfg.model.style_dim, opts.seed, opts.synchronized, refs, codes)
     writer = open_output(opts, src, tr, bank)
     policy = opts.redraw_policy()
-    todo, done = plan(src, writer, opts.k, opts.shard)
+    todo, done = missing_variants(src, writer, opts.k, opts.shard)
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": done, "redraws": 0,
                "below_min_structure": 0, "below_min_consistency": 0, "links": 0, "copies": 0,
                "shard": list(opts.shard), "sources_in_shard": len(todo) + done // opts.k}
