@@ -152,7 +152,7 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
     means do not need every pixel of an 854x480 frame).
     """
     from ..io import read_image_and_mask
-    from ..segment.data import IMAGE_SUFFIXES
+    from ..segment.data import IMAGE_SUFFIXES, _lut
 
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for d, what in ((images_dir, "--real"), (masks_dir, "--masks")):
@@ -167,12 +167,8 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
         raise Sim2RealError(f"--masks {masks_dir} has no mask named like an image of {images_dir} "
                             f"(expected <stem>.png, e.g. {images[0].stem}.png)")
     if limit:
-        step = max(1, len(pairs) // limit)
-        pairs = pairs[::step][:limit]
-    lut = np.zeros(256, np.uint8)
-    lut[ignore] = 255
-    for i, values in enumerate(mapping.values()):
-        lut[list(values)] = i + 1
+        pairs = pairs[::max(1, len(pairs) // limit)][:limit]
+    lut = _lut([list(v) for v in mapping.values()], (ignore,))
     stats = ColourStats(list(mapping))
     for img_path, mask_path in pairs:
         img, mask = read_image_and_mask(img_path, mask_path)
