@@ -119,7 +119,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(dis_params, **adam)
         if cfg.data.load_size == 0 and cfg.data.native_short == 0 and sim is not None:
             cfg.data.native_short = sim.short_side()  # recorded in the run's config
-        self._init_label_terms(g, adam, gen_params)
+        self._init_label_terms(g)
         if self.world_size > 1:
             self._broadcast_weights()
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.lr_step, o.lr_gamma)
@@ -134,7 +134,7 @@ class Trainer:
         self._log_n = 0
         self.last_logged: dict[str, float] = {}
 
-    def _init_label_terms(self, g: torch.Generator, adam: dict, gen_params: list) -> None:
+    def _init_label_terms(self, g: torch.Generator) -> None:
         """The optional semantic segmenter (own optimiser) and PatchNCE heads (trained with G)."""
         lw, m = self.cfg.loss, self.cfg.model
         self.nce_layers: tuple[int, ...] = ()
