@@ -73,6 +73,16 @@ def test_colour_variants_carry_labels_take_real_stats_and_are_seeded(fake_render
     assert colour_dataset(fake_render_dataset, [real / "images"], out, k=3, seed=5)["variants_written"] == 0
 
 
+def test_colour_shards_write_what_one_process_writes(fake_render_dataset, tmp_path):
+    real = [_real_folder(tmp_path / "real") / "images"]
+    one = colour_dataset(fake_render_dataset, real, tmp_path / "one", k=2, seed=3)
+    parts = [colour_dataset(fake_render_dataset, real, tmp_path / "sh", k=2, seed=3, shard=(i, 2)) for i in range(2)]
+    assert sum(p["variants_written"] for p in parts) == one["variants_written"]
+    assert all(0 < p["variants_written"] < one["variants_written"] for p in parts)  # disjoint halves
+    for s in open_dataset(tmp_path / "one"):
+        assert (tmp_path / "sh" / "samples" / s.id / "image.png").read_bytes() == s.path("image").read_bytes()
+
+
 @pytest.mark.parametrize("args, words", [
     (["--real", "MISSING"], "real path"),
     ([], "--method colour needs --real"),

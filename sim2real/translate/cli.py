@@ -197,7 +197,7 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
     if threads:
         torch.set_num_threads(threads)
     if method == "colour":
-        _colour(data, real, out, k, seed)
+        _colour(data, real, out, k, seed, parse_shard(shard))
         return
     if checkpoint is None:
         raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
@@ -224,7 +224,7 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
-def _colour(data, real, out, k, seed):
+def _colour(data, real, out, k, seed, shard):
     """--method colour: the no-training baseline (see :mod:`.colour`)."""
     from ..dataset.format import open_renders
     from ..progress import Progress
@@ -234,10 +234,11 @@ def _colour(data, real, out, k, seed):
         raise Sim2RealError("--method colour needs --real DIR (real frames whose colours the renders take)")
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
-    n = len(open_renders(data, "colour-transfer"))  # checked before the real frames are measured
+    i, n = shard
+    mine = len(range(i, len(open_renders(data, "colour-transfer")), n))  # checked before measuring real frames
     colours = RealColours(list(real))
-    with Progress(n * k, "colour", "variants") as bar:
-        summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar)
+    with Progress(mine * k, "colour" if n == 1 else f"colour {i}/{n}", "variants") as bar:
+        summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar, shard=shard)
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 

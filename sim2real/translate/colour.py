@@ -83,13 +83,14 @@ class RealColours:
         return len(self.stats)
 
 
-def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None) -> dict:
+def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None, shard=(0, 1)) -> dict:
     """Write ``k`` colour-transferred variants of every render of ``data`` under ``out``.
 
     ``real``: folders/files of real frames, or a :class:`RealColours` already measured.
 
     Resumable like :func:`translate_dataset`: finished variants are skipped; a rerun with
-    other options into the same folder is refused.
+    other options into the same folder is refused. ``shard`` ``(i, n)``: only renders whose
+    position % n == i (disjoint parts of one output folder, like the translator's).
     """
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
@@ -99,7 +100,7 @@ def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None) ->
                 "max_gain": MAX_GAIN, "real_black": REAL_BLACK, "keep_fov": True}
     writer = open_translation(out, src, settings, settings)
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "links": 0, "copies": 0}
-    todo, summary["variants_skipped"] = missing_variants(src, writer, k)
+    todo, summary["variants_skipped"] = missing_variants(src, writer, k, shard)
     if progress is not None and summary["variants_skipped"]:
         progress.update(summary["variants_skipped"])
     for index, sid in todo:
