@@ -26,7 +26,8 @@ def main() -> None:
 
     from sim2real.dataset.format import open_dataset
     from sim2real.translate.config import DataConfig
-    from sim2real.translate.data import RealFrames, video_id
+    from sim2real.io.videos import video_of_file
+    from sim2real.translate.data import RealFrames
     from sim2real.translate.evaluate import CLS_SIZE, _cls_pair, _split, two_sample_accuracy
 
     ds = open_dataset(args.renders)
@@ -37,7 +38,7 @@ def main() -> None:
     for i in range(len(frames)):
         real_cls.append(_cls_pair(frames.get(i)))
         name = frames.name(i)
-        real_keys.append(name.split("#")[0] if "#" in name else video_id(Path(name)))
+        real_keys.append(video_of_file(name))
     rk, bk = _split(real_keys, args.seed), _split(base_keys, args.seed + 1)
 
     def pick(t, keys, train_keys, train):

@@ -85,3 +85,16 @@ def test_torch_dataset_loads_in_spawned_workers(fake_render_dataset):
     direct = torch_dataset(fake_render_dataset, keys=("image", "segmentation", "depth"))[3]
     assert torch.equal(batches[1]["image"][1], direct["image"])
     assert torch.equal(batches[1]["segmentation"][1], direct["segmentation"])
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+
+    from sim2real.io import write_bytes_atomic, write_json_atomic
+
+    (tmp_path / "plain").write_bytes(b"x")
+    write_bytes_atomic(tmp_path / "a.bin", b"x")
+    write_json_atomic(tmp_path / "m.json", {"a": 1})
+    want = os.stat(tmp_path / "plain").st_mode & 0o777
+    assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == want
+    assert os.stat(tmp_path / "m.json").st_mode & 0o777 == want

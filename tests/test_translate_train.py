@@ -218,3 +218,28 @@ def test_endoscapes_frames_load_as_the_real_domain(shared_data):
     assert len(rf) == 343
     img = rf.get(0)
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[0] <= 480
+
+
+def test_cli_set_overrides_a_new_runs_config_and_resume_refuses_it(fake_render_dataset, fake_real_folder, tmp_path,
+                                                                    capsys):
+    import json
+
+    from sim2real.cli import main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[model]\ngen_dim = 8\nmlp_dim = 16\nn_res = 1\ndis_dim = 8\ndis_n_layer = 2\ndis_num_scales = 2\n"
+                   "[data]\nload_size = 32\ncrop = [32, 48]\n[train]\nsample_every = 100\nlog_every = 1\n")
+    run = tmp_path / "run"
+    common = ["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder), "--out", str(run),
+              "--threads", "1"]
+    main(common + ["--config", str(cfg), "--set", "loss.nce=0.5", "--set", "loss.semantic=0", "--max-iter", "1"])
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["loss"]["nce"] == 0.5 and stored["loss"]["semantic"] == 0 and stored["model"]["gen_dim"] == 8
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(common + ["--resume", "--set", "loss.nce=1", "--max-iter", "2"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "--set" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        main(common[:-4] + ["--out", str(tmp_path / "run2"), "--config", str(cfg), "--set", "loss.nxe=1"])
+    assert e.value.code == 2 and "loss.nxe" in capsys.readouterr().err

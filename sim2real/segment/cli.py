@@ -25,7 +25,8 @@ def _threads(n: int | None) -> None:
 
 def _data_options(f):
     f = click.option("--exclude-videos", default=None, help="Comma list of videos to leave out (real folders).")(f)
-    f = click.option("--videos", default=None, help="Comma list of videos to use (real folders: <video>_<frame> stems).")(f)
+    f = click.option("--videos", default=None, help="Comma list of videos to use (real folders: <video>_<frame> "
+                                                     "stems), or @OUT/split.json of 'sim2real experiment'.")(f)
     f = click.option("--ignore", default="255", show_default=True, help="Mask values not scored (comma list).")(f)
     f = click.option("--sim-map", default=None,
                      help="Data-set classes per target, e.g. tool=tool_shaft+tool_tip (default: by name, tool=tool_*).")(f)

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DatasetError, Sim2RealError
+from ..io.videos import parse_videos, video_of  # noqa: F401  (one rule for every command; re-exported)
 
 IGNORE = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -87,18 +88,6 @@ def parse_mapping(text: str | dict | None, what: str, values_are_ints: bool) -> 
     if not mapping:
         raise Sim2RealError(f"{what} is empty; give NAME=VALUE entries, e.g. gallbladder=5,tool=6")
     return mapping
-
-
-def parse_videos(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    vids = [v.strip() for v in text.split(",") if v.strip()]
-    return vids or None
-
-
-def video_of(stem: str) -> str:
-    """The video of a real frame stem ``<video>_<frame>`` (the stem itself when it has no '_')."""
-    return stem.rsplit("_", 1)[0] if "_" in stem else stem
 
 
 # --------------------------------------------------------------------------- lookup tables

@@ -123,6 +123,12 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
             log(f"arm ({arm}) seed {seed}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
 
     result = collect(out, cfg, split)
+    result["held_out_seen"] = held_out_seen(cfg, test_v)
+    for arm, seen in result["held_out_seen"].items():
+        if seen["videos"]:
+            log(f"WARNING arm ({arm}): {seen['what']} saw frames of {len(seen['videos'])} held-out video(s) "
+                f"({', '.join(seen['videos'][:8])}); its figures are not held-out. Redo it with --videos "
+                f"@{out / 'split.json'}")
     if realism:
         result["realism"] = training_set_realism(cfg, out, real_train, real_test, log)
     result["domain_stats"] = _domain_stats(cfg, real, classes)
@@ -187,6 +193,21 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
         cache[key] = result[arm] = res
         write_json_atomic(cache_path, cache)
     return result
+
+
+def held_out_seen(cfg: ExperimentConfig, test_videos: list[str]) -> dict:
+    """Per translated arm: which held-out videos the translator / colour transfer saw (their
+    images, not labels), from the real videos recorded in the data set (None: not recorded)."""
+    from ..dataset.format import open_dataset
+
+    seen = {}
+    for arm, path, what in (("e", cfg.colour, "the colour transfer"), ("b", cfg.translated, "the translator")):
+        if not path:
+            continue
+        recorded = open_dataset(path).info.get("translation", {}).get("real_videos")
+        seen[arm] = {"what": what, "recorded": recorded is not None,
+                     "videos": None if recorded is None else [v for v in recorded if v in set(test_videos)]}
+    return seen
 
 
 def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict:
@@ -296,6 +317,15 @@ def to_markdown(result: dict) -> str:
         wall = sum(r["train_wall_s"] for r in runs) / len(runs)
         lines.append(f"| ({arm}) | {entry['what']} | {runs[0]['train_images']} | "
                      f"{','.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + f" | {acc(arm)} | {wall:.0f} |")
+    for arm, seen in result.get("held_out_seen", {}).items():
+        if seen["videos"] is None:
+            lines += ["", f"({arm}): the real videos {seen['what']} saw are not recorded (made before they were); "
+                      f"it may have seen held-out frames."]
+        elif seen["videos"]:
+            lines += ["", f"**({arm}) is not held out: {seen['what']} saw frames (not labels) of "
+                      f"{len(seen['videos'])} held-out video(s): {', '.join(seen['videos'])}.**"]
+        else:
+            lines += ["", f"({arm}): {seen['what']} saw no held-out video (real frames of the training videos only)."]
     if realism:
         lines += ["", "Two-sample accuracy: a small CNN trained from scratch to tell the arm's training images from "
                   "the held-out real frames (half of each side to train, split by video/render; 0.5 = "

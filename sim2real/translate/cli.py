@@ -18,9 +18,15 @@ from ..errors import Sim2RealError
               help="Rendered data set (from 'sim2real render'); only its images are used.")
 @click.option("--real", "real", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Folder (searched recursively) or file of real frames or videos; repeatable.")
+@click.option("--videos", default=None, metavar="LIST|@SPLIT",
+              help="Use only these real videos (<video>_<frame> stems; comma list), or @OUT/split.json of "
+                   "'sim2real experiment' (its training videos): keep held-out videos unseen.")
+@click.option("--exclude-videos", default=None, metavar="LIST", help="Leave these real videos out (comma list).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
               help="Preset name (small, paper) or a TOML file; default: the paper settings.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field of a new run, e.g. --set loss.nce=0 (value parsed as TOML); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--max-iter", type=int, default=None, help="Stop at this step (overrides train.max_iter).")
 @click.option("--seed", type=int, default=None, help="Overrides train.seed (new runs only).")
@@ -29,7 +35,8 @@ from ..errors import Sim2RealError
               help="bf16 autocast on CUDA (default) or fp32 everywhere.")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, threads):
+def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_iter, seed, device, precision,
+              compile_, threads):
     """Train the unpaired sim -> real translator (under torchrun: one translator across N processes)."""
     import torch
 
@@ -37,7 +44,8 @@ def train_cmd(sim, real, out, config, resume, max_iter, seed, device, precision,
         torch.set_num_threads(threads)
     device, rank, world = _init_distributed(device)
     try:
-        _train(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, rank, world)
+        _train(sim, real, _video_filter(videos, exclude_videos), out, config, sets, resume, max_iter, seed, device,
+               precision, compile_, rank, world)
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
@@ -70,7 +78,15 @@ def _init_distributed(device: str) -> tuple[str, int, int]:
     return device, dist.get_rank(), dist.get_world_size()
 
 
-def _train(sim, real, out, config, resume, max_iter, seed, device, precision, compile_, rank, world):
+def _video_filter(videos, exclude_videos) -> dict:
+    from ..io.videos import parse_videos
+
+    return {"videos": parse_videos(videos, "--videos"),
+            "exclude_videos": parse_videos(exclude_videos, "--exclude-videos")}
+
+
+def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, device, precision, compile_, rank,
+           world):
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .config import TranslatorConfig, load_config
@@ -84,6 +100,8 @@ def _train(sim, real, out, config, resume, max_iter, seed, device, precision, co
         overrides["train"]["precision"] = precision
     if compile_:
         overrides["train"]["compile"] = True
+    if resume and sets:
+        raise Sim2RealError("--set changes the config of a new run; a resumed run keeps its config (drop --set)")
     if resume:
         if not ck_path.is_file():
             raise Sim2RealError(f"--resume: {ck_path} not found; start a new run without --resume")
@@ -110,14 +128,20 @@ def _train(sim, real, out, config, resume, max_iter, seed, device, precision, co
                                 f"or choose another --out")
         if seed is not None:
             overrides["train"]["seed"] = seed
+        from ..rendering.job import parse_set
+
+        for key, value in parse_set(sets).items():
+            section, _, field = key.partition(".")
+            overrides.setdefault(section, {})[field] = value
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
     if cfg.data.load_size == 0 and cfg.data.native_short == 0:
         cfg.data.native_short = sim_images.short_side()  # native scale: real frames meet the renders' scale
         say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
-    real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"))
-    say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames")
+    real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"), **video_filter)
+    say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames of "
+        f"{len(real_frames.videos())} videos")
     trainer = Trainer(cfg, sim_images, real_frames, out, device)
     if ck is not None:
         trainer.load_state(ck)
@@ -158,6 +182,9 @@ def export_cmd(run, out):
               help="translator: the trained network; colour: no training, CIELAB mean/std of random --real frames.")
 @click.option("--real", "real", multiple=True, type=click.Path(path_type=Path),
               help="Real frames (files or folders) whose colours --method colour takes; repeatable.")
+@click.option("--videos", default=None, metavar="LIST|@SPLIT",
+              help="--method colour: only these real videos (comma list, or @OUT/split.json of 'sim2real experiment').")
+@click.option("--exclude-videos", default=None, metavar="LIST", help="--method colour: leave these real videos out.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Rendered data set to translate.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output data set folder.")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Variants per render.")
@@ -183,7 +210,7 @@ def export_cmd(run, out):
 @click.option("--io-threads", type=int, default=2, show_default=True,
               help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, style_from, batch, device, precision,
+def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k, seed, synchronized, style_from, batch, device, precision,
                   min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard, io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
@@ -197,8 +224,11 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
     if threads:
         torch.set_num_threads(threads)
     if method == "colour":
-        _colour(data, real, out, k, seed, parse_shard(shard))
+        _colour(data, real, _video_filter(videos, exclude_videos), out, k, seed, parse_shard(shard))
         return
+    if videos is not None or exclude_videos is not None:
+        raise Sim2RealError("--videos/--exclude-videos select real frames for --method colour; the translator's "
+                            "real videos are chosen when it is trained ('sim2real train --videos')")
     if checkpoint is None:
         raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
     opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
@@ -224,7 +254,7 @@ def translate_cmd(checkpoint, method, real, data, out, k, seed, synchronized, st
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
-def _colour(data, real, out, k, seed, shard):
+def _colour(data, real, video_filter, out, k, seed, shard):
     """--method colour: the no-training baseline (see :mod:`.colour`)."""
     from ..dataset.format import open_renders
     from ..progress import Progress
@@ -236,7 +266,7 @@ def _colour(data, real, out, k, seed, shard):
         raise Sim2RealError(f"-k must be >= 1, got {k}")
     i, n = shard
     mine = len(range(i, len(open_renders(data, "colour-transfer")), n))  # checked before measuring real frames
-    colours = RealColours(list(real))
+    colours = RealColours(list(real), **video_filter)
     with Progress(mine * k, "colour" if n == 1 else f"colour {i}/{n}", "variants") as bar:
         summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar, shard=shard)
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
@@ -247,6 +277,9 @@ def _colour(data, real, out, k, seed, shard):
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Translated data set.")
 @click.option("--real", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Folder or file of real frames (held out from training if you can); repeatable.")
+@click.option("--videos", default=None, metavar="LIST", help="Only these real videos (comma list).")
+@click.option("--exclude-videos", default=None, metavar="LIST|@SPLIT",
+              help="Leave these real videos out (comma list, or @OUT/split.json: its training videos).")
 @click.option("--source", type=click.Path(path_type=Path), default=None,
               help="The renders it was translated from (default: the path recorded in the data set).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -259,7 +292,7 @@ def _colour(data, real, out, k, seed, shard):
 @click.option("--segmenter", type=click.Path(path_type=Path), default=None,
               help="Segmenter trained on real frames: semantic consistency of variants and renders.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, device, segmenter, threads):
+def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weights, epochs, seed, device, segmenter, threads):
     """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
     import torch
 
@@ -275,7 +308,8 @@ def evaluate_cmd(data, real, source, out, inception_weights, epochs, seed, devic
     n_src = len({s.split("_style_")[0] for s in ds.ids()})
     with Progress(n_src, "evaluate", "renders") as bar:
         report = evaluate(data, list(real), source=source, seed=seed, device=pick_device(device), epochs=epochs,
-                          inception_weights=inception_weights, progress=bar)
+                          inception_weights=inception_weights, progress=bar,
+                          **_video_filter(videos, exclude_videos))
     if segmenter is not None:
         report["consistency"] = semantic_consistency(segmenter, data, report["source"], device)
     out = out or data / "evaluation.json"

@@ -16,6 +16,7 @@ import numpy as np
 from ..appearance.stats import REAL_FOV_LEVEL, lab_to_srgb8, real_fov, srgb8_to_lab
 from ..dataset.format import missing_variants, open_renders, open_translation, variant_id
 from ..errors import DatasetError, Sim2RealError
+from ..io.videos import videos_seen
 from .data import _read, find_real_files
 
 REAL_BLACK = REAL_FOV_LEVEL  # real pixels whose brightest channel is at or below this are the black border
@@ -63,8 +64,9 @@ def render_fov(sample, img: np.ndarray) -> np.ndarray:
 class RealColours:
     """CIELAB statistics of every real frame, measured once inside its field of view."""
 
-    def __init__(self, paths, progress=None):
-        images, videos = find_real_files(paths)
+    def __init__(self, paths, progress=None, videos: list[str] | None = None,
+                 exclude_videos: list[str] | None = None):
+        images, videos = find_real_files(paths, videos, exclude_videos)
         if videos:
             raise DatasetError(f"--real for --method colour takes images, not videos ({videos[0]}); "
                                f"extract frames first")
@@ -98,7 +100,7 @@ def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None, sh
     colours = real if isinstance(real, RealColours) else RealColours(real)
     settings = {"method": "colour", "space": "CIELAB", "k": k, "seed": seed, "real": colours.names,
                 "max_gain": MAX_GAIN, "real_black": REAL_BLACK, "keep_fov": True}
-    writer = open_translation(out, src, settings, settings)
+    writer = open_translation(out, src, {**settings, "real_videos": videos_seen(colours.names)}, settings)
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "links": 0, "copies": 0}
     todo, summary["variants_skipped"] = missing_variants(src, writer, k, shard)
     if progress is not None and summary["variants_skipped"]:

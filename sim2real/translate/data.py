@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from ..dataset.format import open_dataset
 from ..errors import DatasetError, one_line
 from ..io import read_image_rgb
+from ..io.videos import VIDEO_EXTS, select_videos, videos_seen
 from .config import DataConfig
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 
 
 def trim_black_borders(img: np.ndarray, thresh: int) -> np.ndarray:
@@ -190,28 +190,43 @@ class SimImages:
         return int(np.median(sides))
 
 
-def find_real_files(paths) -> tuple[list[Path], list[Path]]:
-    """(images, videos) found under ``paths`` (files or folders, searched recursively)."""
+def find_real_files(paths, videos: list[str] | None = None,
+                    exclude_videos: list[str] | None = None) -> tuple[list[Path], list[Path]]:
+    """(images, videos) found under ``paths`` (files or folders, searched recursively), only of
+    the ``videos`` given / not of ``exclude_videos`` (see :mod:`sim2real.io.videos`)."""
     images: list[Path] = []
-    videos: list[Path] = []
+    video_files: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
             raise DatasetError(f"real path {p} does not exist; pass folders of real frames or video files")
-        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+        if p.is_dir() and (p / "dataset.json").is_file():
+            raise DatasetError(f"real path {p} is a sim2real data set (renders or translations), not real frames; "
+                               f"pass a folder of real frames or videos")
+        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file() and not _is_mask(q, p))
         for f in files:
             ext = f.suffix.lower()
             if ext in IMAGE_EXTS:
                 images.append(f)
             elif ext in VIDEO_EXTS:
-                videos.append(f)
+                video_files.append(f)
             elif p.is_file():
                 raise DatasetError(f"real path {p} is neither an image ({', '.join(IMAGE_EXTS)}) "
                                    f"nor a video ({', '.join(VIDEO_EXTS)})")
-    if not images and not videos:
+    if not images and not video_files:
         where = ", ".join(str(p) for p in paths)
         raise DatasetError(f"no real images or videos found under {where} (looked for "
                            f"{' '.join(IMAGE_EXTS + VIDEO_EXTS)}); pass --real with folders of real frames")
-    return images, videos
+    if videos is None and exclude_videos is None:
+        return images, video_files
+    kept = set(select_videos(images + video_files, videos, exclude_videos, ", ".join(str(p) for p in paths)))
+    return [f for f in images if f in kept], [f for f in video_files if f in kept]
+
+
+def _is_mask(f: Path, root: Path) -> bool:
+    """A label mask of a labelled real folder (``images/`` + ``masks/`` side by side): not a frame."""
+    rel = f.relative_to(root).parts
+    return any(part == "masks" and (root.joinpath(*rel[:i]) / "images").is_dir()
+               for i, part in enumerate(rel[:-1]))
 
 
 def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list[np.ndarray]:
@@ -250,8 +265,9 @@ def read_video_frames(path: Path, fps: float, short: int, trim: int = 0) -> list
 class RealFrames:
     """Real frames from image files (read on demand) and videos (sampled once, kept in memory)."""
 
-    def __init__(self, paths, cfg: DataConfig, on_video=None):
-        images, videos = find_real_files(paths)
+    def __init__(self, paths, cfg: DataConfig, on_video=None, videos: list[str] | None = None,
+                 exclude_videos: list[str] | None = None):
+        images, video_files = find_real_files(paths, videos, exclude_videos)
         self.cfg = cfg
         self.images = images
         self.frames: list[np.ndarray] = []
@@ -259,7 +275,7 @@ class RealFrames:
         # Videos are decoded once and kept at training scale (slightly above load_size so
         # the random up-scaling does not blur them).
         keep = int(math.ceil((cfg.load_size or cfg.native_short or 256) * max(cfg.scale_range)))
-        for v in videos:
+        for v in video_files:
             fr = read_video_frames(v, cfg.video_fps, keep, cfg.trim_black)
             self.frames += fr
             self.frame_names += [f"{v}#{i}" for i in range(len(fr))]
@@ -269,6 +285,11 @@ class RealFrames:
     def __len__(self) -> int:
         return len(self.images) + len(self.frames)
 
+    def videos(self) -> list[str]:
+        """The distinct videos these frames come from (recorded by the translator: which real
+        videos it saw, so a held-out evaluation can check it never saw its test videos)."""
+        return videos_seen(self.frame_names + [str(p) for p in self.images])
+
     def name(self, i: int) -> str:
         return str(self.images[i]) if i < len(self.images) else self.frame_names[i - len(self.images)]
 
@@ -276,9 +297,3 @@ class RealFrames:
         if i < len(self.images):
             return trim_black_borders(_read(self.images[i], "real frame"), self.cfg.trim_black)
         return self.frames[i - len(self.images)]
-
-
-def video_id(path: Path) -> str:
-    """The video a frame belongs to: the stem up to its last ``_`` (``<video>_<frame>.jpg``)."""
-    stem = Path(path).stem
-    return stem.rsplit("_", 1)[0] if "_" in stem else stem

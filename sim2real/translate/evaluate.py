@@ -27,7 +27,8 @@ from torch import nn
 
 from ..dataset.format import open_dataset
 from ..errors import DatasetError, Sim2RealError
-from .data import RealFrames, to_tensor, video_id
+from ..io.videos import video_of_file
+from .data import RealFrames, to_tensor
 from .config import DataConfig
 from .losses import msssim_gray, to_gray
 
@@ -166,7 +167,7 @@ def _fid_kid(real_imgs, fake_imgs, weights: Path, device) -> dict:
 
 
 def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs: int = 15,
-             inception_weights=None, progress=None) -> dict:
+             inception_weights=None, progress=None, videos=None, exclude_videos=None) -> dict:
     """The evaluation report (a JSON-able dict) of a translation data set against real frames."""
     ds = open_dataset(translated)
     if ds.kind != "translation":
@@ -210,13 +211,13 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
         if progress is not None:
             progress.update(1)
 
-    frames = RealFrames(real, DataConfig(load_size=CLS_SIZE[0] * 2))
+    frames = RealFrames(real, DataConfig(load_size=CLS_SIZE[0] * 2), videos=videos, exclude_videos=exclude_videos)
     real_cls, real_keys, real_raw = [], [], []
     for i in range(len(frames)):
         img = frames.get(i)
         real_cls.append(_cls_pair(img))
         name = frames.name(i)  # image path, or "<video path>#<frame>"
-        real_keys.append(name.split("#")[0] if "#" in name else video_id(Path(name)))
+        real_keys.append(video_of_file(name))
         if inception_weights is not None:
             real_raw.append(img)
     real_train_keys = _split(real_keys, seed)

@@ -49,7 +49,8 @@ def export(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike | None =
     out = Path(out) if out is not None else src.parent / "translator.pt"
     model, cfg, _ = load_translator(src)
     save_checkpoint(out, {"kind": "inference", "config": ck["config"], "step": int(ck["step"]),
-                          "model": model.state_dict(), "source_sha256": sha256_file(src)})
+                          "model": model.state_dict(), "source_sha256": sha256_file(src),
+                          "real_videos": list(ck.get("real_videos", []))})
     return out
 
 
@@ -398,8 +399,11 @@ def open_output(opts: TranslateOptions, src, tr: MunitTranslator, bank: StyleBan
                 "min_structure": opts.min_structure, "max_redraws": opts.max_redraws,
                 "work_short_side": tr.cfg.data.load_size or "native", "keep_fov": opts.keep_fov,
                 "segmenter": None if opts.segmenter is None else str(opts.segmenter),
-                "min_consistency": opts.min_consistency}
-    return open_translation(opts.out, src, settings, {**settings, "checkpoint": None})
+                "min_consistency": opts.min_consistency,
+                "real_videos": tr.ck.get("real_videos")}  # the real videos the translator saw (None: not recorded)
+    # the checkpoint's hash identifies it (and what it saw): its path and real_videos stay out of the fingerprint
+    fingerprint = {k: v for k, v in settings.items() if k != "real_videos"}
+    return open_translation(opts.out, src, settings, {**fingerprint, "checkpoint": None})
 
 
 def run_translation(opts: TranslateOptions, scorer=None, progress=None) -> dict:

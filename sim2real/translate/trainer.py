@@ -95,6 +95,8 @@ class Trainer:
                  run_dir: str | os.PathLike | None = None, device: str | None = "cpu"):
         self.cfg = cfg
         self.sim, self.real = sim, real
+        # the real videos this run has seen (a held-out evaluation checks its test videos are not among them)
+        self.real_videos = real.videos() if hasattr(real, "videos") else []
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = pick_device(device)
         self.rank, self.world_size = dist_info()
@@ -356,6 +358,7 @@ class Trainer:
             "kind": "train",
             "config": self.cfg.to_dict(),
             "step": self.step,
+            "real_videos": list(self.real_videos),
             "model": {k: v.state_dict() for k, v in self.nets().items() if not k.startswith("ema")},
             "ema": {"gen_sim": self.ema_sim.state_dict(), "gen_real": self.ema_real.state_dict()},
             "optim": {"gen": self.opt_g.state_dict(), "dis": self.opt_d.state_dict(),
@@ -390,6 +393,9 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path}: optimiser state does not fit ({one_line(exc)}); "
                                   f"it was modified or mixes runs") from None
         self.step = int(ck["step"])
+        from ..io.videos import sort_videos
+
+        self.real_videos = sort_videos(set(self.real_videos) | set(ck.get("real_videos", [])))
         set_rng_state(ck.get("rng", {}))
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -504,7 +510,8 @@ class Trainer:
         max_iter = t.max_iter if max_iter is None else max_iter
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.run_dir / "config.json", {**self.cfg.to_dict(), "world_size": self.world_size})
+            write_json_atomic(self.run_dir / "config.json", {**self.cfg.to_dict(), "world_size": self.world_size,
+                                                             "real_videos": list(self.real_videos)})
             self._truncate_log()
         status = "done"
         with _deferred_interrupt(sigterm=self.world_size > 1) as stop:
