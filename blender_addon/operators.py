@@ -290,7 +290,9 @@ class SIM2REAL_OT_render_preview(_Run, bpy.types.Operator):
 
 # --- translate -----------------------------------------------------------------------
 
-_TRANSLATE = ("import sys; sys.path.insert(0, sys.argv[1]); "
+_TRANSLATE = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
+              "from sim2real.rendering.job import PARENT_ENV, die_with_parent; "
+              "os.environ.get(PARENT_ENV, '').isdigit() and die_with_parent(int(os.environ[PARENT_ENV])); "
               "from sim2real.translate.inference import TranslateOptions, run_translation; "
               "print(run_translation(TranslateOptions(sys.argv[2], sys.argv[3], sys.argv[4], k=int(sys.argv[5]))))")
 

@@ -42,7 +42,8 @@ class Task:
 
     def launch(self) -> None:
         fd, self.log_path = tempfile.mkstemp(prefix=f"sim2real_{self.kind}_", suffix=".log")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the task ends with Blender, even a killed one (render.py and the translate task honour it)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", module("rendering.job").PARENT_ENV: str(os.getpid())}
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env)

@@ -316,6 +316,45 @@ def test_background_failure_is_shown_with_the_cores_message(addon, tmp_path):
 
 
 @pytest.mark.bpy
+def test_background_tasks_end_with_blender(addon, tmp_path):
+    """Tasks are told Blender's pid; the headless script and the translate task die with it."""
+    import time
+    from pathlib import Path
+
+    tasks = _sub(addon, "tasks")
+    task = tasks.Task("probe", [sys.executable, "-c", "import os; print('parent', os.environ['SIM2REAL_PARENT_PID'])"])
+    task.launch()
+    assert task.wait(timeout=60) == "done", task.log_tail()
+    assert f"parent {os.getpid()}" in task.log_tail()
+    # what the tasks do with it: a stand-in for Blender starts the translate task's preamble, is killed,
+    # and the task (which would otherwise sleep for a minute) is gone within seconds
+    ops = _sub(addon, "operators")
+    preamble = ops._TRANSLATE.split("from sim2real.translate")[0] + "import time; time.sleep(60)"
+    blender = subprocess.Popen([sys.executable, "-c",
+                                "import os, subprocess, sys, time; "
+                                "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+                                "env={**os.environ, 'SIM2REAL_PARENT_PID': str(os.getpid())}); "
+                                "print(p.pid, flush=True); time.sleep(60)", preamble, str(Path(__file__).resolve().parents[1])],
+                               stdout=subprocess.PIPE, text=True)
+    child = int(blender.stdout.readline())
+    time.sleep(1.0)
+    blender.kill()
+    blender.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and _pid_alive(child):
+        time.sleep(0.2)
+    assert not _pid_alive(child)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.bpy
 def test_translate_without_checkpoint_shows_the_command(addon, tmp_path, fake_render_dataset):
     import bpy
 
