@@ -190,6 +190,30 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     assert len(list((out / "samples").glob("0*"))) == n  # nobody renders on
 
 
+@pytest.mark.bpy
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
+def test_ctrl_c_during_a_worker_render_is_one_line_not_tracebacks(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: the parent says one line and
+    exits 130; its workers stay quiet (they printed a KeyboardInterrupt traceback each)."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "render", "--out", str(out), "--count", "200",
+                             "--workers", "2", "--no-preview", *TINY_SETS], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any((out / "samples").glob("0*")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the render ended or never started"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] in ("interrupted", "aborted"), err
+
+
 def test_missing_meshes_lists_mesh_files_a_preset_cannot_reach(tmp_path):
     from sim2real.config import missing_meshes
 

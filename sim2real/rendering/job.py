@@ -183,8 +183,13 @@ def _alive(pid: int) -> bool:
 
 def _worker(job: RenderJob, indices: list[int], threads: int, queue, drop_paths: list[str],
             parent_pid: int | None = None) -> None:
+    import signal
     import sys
 
+    # Ctrl-C in a terminal reaches every process of the group: the parent handles it (one
+    # line, exit 130) and its workers end with it, so they ignore it rather than each
+    # printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent_pid is not None:
         die_with_parent(parent_pid)
     # A parent that already imported bpy has Blender's script folders on sys.path; spawn
