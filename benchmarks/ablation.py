@@ -79,17 +79,22 @@ def main() -> None:
                       "two_sample": ev["realism"]["two_sample_accuracy_translated"]["accuracy"],
                       "two_sample_centre": ev["realism"]["two_sample_accuracy_translated_centre"]["accuracy"],
                       "two_sample_renders": ev["realism"]["two_sample_accuracy_untranslated"]["accuracy"],
+                      "two_sample_renders_centre": ev["realism"]["two_sample_accuracy_untranslated_centre"]["accuracy"],
+                      "two_sample_stderr": ev["realism"]["two_sample_accuracy_translated"]["stderr"],
                       "consistency": ev["consistency"]["translated"],
                       "consistency_renders": ev["consistency"]["untranslated"],
                       "n_variants": ev["n_variants"], "n_real_frames": ev["n_real_frames"]}
     (out / "ablation.json").write_text(json.dumps(rows, indent=1))
+    first = next(iter(rows.values()))
+    print(f"\n{first['n_variants']} variants (one per render) vs {first['n_real_frames']} held-out real frames; "
+          f"two-sample standard error ~{first['two_sample_stderr']:.3f}")
     classes = [c for c in next(iter(rows.values()))["consistency"] if c != "mean"]
     print(f"\n| terms (semantic, PatchNCE) | steps | train s | MS-SSIM | two-sample whole / centre | "
           + " | ".join(f"{c} consistency" for c in classes) + " |")
     print("|---|---|---|---|---|" + "---|" * len(classes))
     first = next(iter(rows.values()))
     print("| untranslated renders | - | - | 1 | "
-          f"{first['two_sample_renders']:.3f} / - | "
+          f"{first['two_sample_renders']:.3f} / {first['two_sample_renders_centre']:.3f} | "
           + " | ".join(f"{first['consistency_renders'][c]:.3f}" for c in classes) + " |")
     for name, r in rows.items():
         print(f"| {name} ({r['semantic']}, {r['nce']}) | {r['steps']} | {r['train_s']:.0f} | {r['msssim']:.3f} | "
