@@ -122,7 +122,7 @@ def test_presets_show_prints_editable_toml(capsys):
     text = capsys.readouterr().out
     data = tomllib.loads(text)
     assert data["camera"]["fov_deg"] == [60.0, 80.0]
-    assert load_config(None, None)["camera"] == data["camera"]
+    assert load_config("default", None)["camera"] == data["camera"]  # the preset, completed
 
 
 def test_look_at_puts_up_at_the_top_of_the_image():

@@ -98,3 +98,28 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
     want = os.stat(tmp_path / "plain").st_mode & 0o777
     assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == want
     assert os.stat(tmp_path / "m.json").st_mode & 0o777 == want
+
+
+def test_writers_opening_one_folder_at_once_do_not_trip_over_each_other(tmp_path):
+    """Render workers and shards open the same folder together; the writability probe of one
+    must not be deleted by another (it was: "not writable (No such file or directory)")."""
+    import threading
+
+    from sim2real.dataset.format import DatasetWriter
+
+    errors = []
+
+    def open_many():
+        try:
+            for _ in range(100):
+                DatasetWriter(tmp_path / "shared", {"kind": "renders"})
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_many) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert not [p for p in (tmp_path / "shared").iterdir() if p.name.startswith(".write-test")]

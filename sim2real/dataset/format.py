@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,9 +69,11 @@ class DatasetWriter:
         self.samples_dir = self.root / "samples"
         try:
             self.samples_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
+            # a probe of its own: workers and shards open one folder at the same time, and a
+            # shared name let one process delete another's probe ("not writable: no such file")
+            fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
         except OSError as exc:
             raise DatasetError(f"output folder {self.root} is not writable ({exc.strerror}); "
                                f"choose another --out") from None
