@@ -85,14 +85,13 @@ def main() -> None:
                       "consistency_renders": ev["consistency"]["untranslated"],
                       "n_variants": ev["n_variants"], "n_real_frames": ev["n_real_frames"]}
     (out / "ablation.json").write_text(json.dumps(rows, indent=1))
-    first = next(iter(rows.values()))
+    first = next(iter(rows.values()))  # the fields every row shares (the renders' baseline, sizes)
     print(f"\n{first['n_variants']} variants (one per render) vs {first['n_real_frames']} held-out real frames; "
           f"two-sample standard error ~{first['two_sample_stderr']:.3f}")
-    classes = [c for c in next(iter(rows.values()))["consistency"] if c != "mean"]
+    classes = [c for c in first["consistency"] if c != "mean"]
     print(f"\n| terms (semantic, PatchNCE) | steps | train s | MS-SSIM | two-sample whole / centre | "
           + " | ".join(f"{c} consistency" for c in classes) + " |")
     print("|---|---|---|---|---|" + "---|" * len(classes))
-    first = next(iter(rows.values()))
     print("| untranslated renders | - | - | 1 | "
           f"{first['two_sample_renders']:.3f} / {first['two_sample_renders_centre']:.3f} | "
           + " | ".join(f"{first['consistency_renders'][c]:.3f}" for c in classes) + " |")

@@ -51,21 +51,21 @@ def parse_videos(text: str | None, option: str = "--videos") -> list[str] | None
     return vids or None
 
 
-def select_videos(files: list[Path], videos: list[str] | None, exclude: list[str] | None,
-                  where: str) -> list[Path]:
-    """``files`` of the wanted videos only; names a requested video that no file belongs to."""
+def select_videos(items: list, videos: list[str] | None, exclude: list[str] | None, where: str,
+                  key=video_of_file, what: str = "real frames") -> list:
+    """``items`` (real files, or anything whose video ``key`` gives) of the wanted videos only;
+    names a requested video that no item belongs to, and an empty result."""
     if videos is not None:
-        have = {video_of_file(f) for f in files}
-        unknown = sorted(set(videos) - have)
+        unknown = sorted(set(videos) - {key(it) for it in items})
         if unknown:
             raise Sim2RealError(f"--videos: video(s) {', '.join(unknown)} not found in {where} "
                                 f"(frames are named <video>_<frame>; video files by their name)")
-        files = [f for f in files if video_of_file(f) in set(videos)]
+        items = [it for it in items if key(it) in set(videos)]
     if exclude is not None:
-        files = [f for f in files if video_of_file(f) not in set(exclude)]
-    if not files:
-        raise Sim2RealError(f"no real frames left in {where} after --videos/--exclude-videos")
-    return files
+        items = [it for it in items if key(it) not in set(exclude)]
+    if not items:
+        raise Sim2RealError(f"no {what} left in {where} after --videos/--exclude-videos")
+    return items
 
 
 def videos_seen(names) -> list[str]:
@@ -75,4 +75,4 @@ def videos_seen(names) -> list[str]:
 
 def sort_videos(videos) -> list[str]:
     """Distinct video names in natural order (``2`` before ``10``)."""
-    return sorted(set(videos), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
+    return sorted(set(videos), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))  # numbers first

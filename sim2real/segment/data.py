@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DatasetError, Sim2RealError
-from ..io.videos import parse_videos, video_of  # noqa: F401  (one rule for every command; re-exported)
+from ..io.videos import parse_videos, video_of  # noqa: F401  (re-exported: one rule for every command)
+from ..io.videos import select_videos, sort_videos
 
 IGNORE = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -206,17 +207,8 @@ def load_items(paths, classes: list[str], real_map=None, sim_map=None, ignore=(I
             items += sim_items(p, classes, sim_map)
         else:
             items += real_items(p, classes, real_map, ignore)
-    if videos is not None:
-        known = {it.video for it in items}
-        unknown = sorted(set(videos) - known)
-        if unknown:
-            raise Sim2RealError(f"video(s) {', '.join(unknown)} not found in {', '.join(map(str, paths))}")
-        items = [it for it in items if it.video in set(videos)]
-    if exclude_videos is not None:
-        items = [it for it in items if it.video not in set(exclude_videos)]
-    if not items:
-        raise Sim2RealError(f"no labelled images left in {', '.join(map(str, paths))} after the video filter")
-    return items
+    return select_videos(items, videos, exclude_videos, ", ".join(map(str, paths)), key=lambda it: it.video,
+                         what="labelled images")
 
 
 # --------------------------------------------------------------------------- splits
@@ -227,7 +219,7 @@ def split_videos(videos, n_train: int | float, seed: int = 0) -> tuple[list[str]
     ``n_train`` is a count (int >= 1) or a fraction in (0, 1). Both sides are non-empty and
     disjoint by construction: a video is either wholly in train or wholly held out.
     """
-    distinct = sorted(set(videos), key=_natural_key)
+    distinct = sort_videos(videos)
     if len(distinct) < 2:
         raise Sim2RealError(f"need at least 2 videos to split, got {len(distinct)}")
     if isinstance(n_train, float) and 0 < n_train < 1:
@@ -237,8 +229,8 @@ def split_videos(videos, n_train: int | float, seed: int = 0) -> tuple[list[str]
     if not 1 <= k < len(distinct):
         raise Sim2RealError(f"cannot put {n_train} of {len(distinct)} videos into training and keep some held out")
     order = np.random.default_rng(seed).permutation(len(distinct))
-    train = sorted((distinct[i] for i in order[:k]), key=_natural_key)
-    held = sorted((distinct[i] for i in order[k:]), key=_natural_key)
+    train = sort_videos(distinct[i] for i in order[:k])
+    held = sort_videos(distinct[i] for i in order[k:])
     return train, held
 
 
@@ -247,10 +239,6 @@ def split_items(items: list[Item], n_train: int | float, seed: int = 0) -> tuple
     train_v, _ = split_videos([it.video for it in items], n_train, seed)
     train_set = set(train_v)
     return [it for it in items if it.video in train_set], [it for it in items if it.video not in train_set]
-
-
-def _natural_key(s: str):
-    return (0, int(s), s) if s.isdigit() else (1, 0, s)
 
 
 # --------------------------------------------------------------------------- tensors

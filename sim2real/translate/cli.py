@@ -210,8 +210,9 @@ def export_cmd(run, out):
 @click.option("--io-threads", type=int, default=2, show_default=True,
               help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k, seed, synchronized, style_from, batch, device, precision,
-                  min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard, io_threads, threads):
+def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k, seed, synchronized, style_from,
+                  batch, device, precision, min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard,
+                  io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
     import torch
 
@@ -292,7 +293,8 @@ def _colour(data, real, video_filter, out, k, seed, shard):
 @click.option("--segmenter", type=click.Path(path_type=Path), default=None,
               help="Segmenter trained on real frames: semantic consistency of variants and renders.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weights, epochs, seed, device, segmenter, threads):
+def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weights, epochs, seed, device, segmenter,
+                 threads):
     """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
     import torch
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..io import atomic_path, write_json_atomic, write_png
+from ..io.videos import sort_videos
 from .checkpoint import CHECKPOINT_NAME, load_state, rng_state, save_checkpoint, set_rng_state
 from .config import TranslatorConfig, work_short
 from .data import RealFrames, SimImages, augment, resize_short, to_tensor
@@ -393,8 +394,6 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path}: optimiser state does not fit ({one_line(exc)}); "
                                   f"it was modified or mixes runs") from None
         self.step = int(ck["step"])
-        from ..io.videos import sort_videos
-
         self.real_videos = sort_videos(set(self.real_videos) | set(ck.get("real_videos", [])))
         set_rng_state(ck.get("rng", {}))
 
