@@ -1,5 +1,6 @@
 """The user docs say only what is true: every `sim2real ...` command line in README.md and
-docs/*.md names a real (sub)command and only options its `--help` lists, every relative
+docs/*.md names a real (sub)command and only options its `--help` lists (and every call of
+the headless script sim2real/render.py only options its parser has), every relative
 link and image resolves to a file (and every #anchor to a heading), and the README names
 the test command CI runs.
 
@@ -151,6 +152,48 @@ def test_every_documented_command_and_option_exists():
                 problems += [f"{doc.relative_to(ROOT)}:{n}: {p}" for p in check_call(args)]
     assert checked >= 40, f"only {checked} sim2real command lines found in the docs"
     assert not problems, "\n".join(problems)
+
+
+def script_invocations(line: str) -> list[list[str]]:
+    """The arguments given to the headless script sim2real/render.py on one shell line
+    (`blender ... -P sim2real/render.py -- ARGS` or `python sim2real/render.py ARGS`)."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError:
+        return []
+    calls = []
+    for i, t in enumerate(tokens):
+        if t.endswith("sim2real/render.py") and i and (tokens[i - 1] == "-P" or "python" in tokens[i - 1]):
+            rest = tokens[i + 1:]
+            if rest[:1] == ["--"]:
+                rest = rest[1:]
+            end = next((j for j, r in enumerate(rest) if r in SHELL_BREAKS), len(rest))
+            calls.append([r.strip("[]") for r in rest[:end]])
+    return calls
+
+
+def check_script_call(args: list[str]) -> list[str]:
+    from sim2real.render import build_parser
+
+    known = {o for a in build_parser()._actions for o in a.option_strings}
+    return [f"'sim2real/render.py' has no option {a.split('=', 1)[0]}" for a in args
+            if a.startswith("-") and a.split("=", 1)[0] not in known]
+
+
+def test_every_documented_headless_script_option_exists():
+    problems, checked = [], 0
+    for doc in DOCS:
+        code, _ = split_markdown(doc.read_text(encoding="utf-8"))
+        for n, line in logical_lines(code):
+            for args in script_invocations(line):
+                checked += 1
+                problems += [f"{doc.relative_to(ROOT)}:{n}: {p}" for p in check_script_call(args)]
+    assert checked >= 3, f"only {checked} render.py lines found in the docs"
+    assert not problems, "\n".join(problems)
+    # and the check can fail
+    assert script_invocations("blender -b -P sim2real/render.py -- --out d --frames 3 # x") == [["--out", "d", "--frames", "3"]]
+    assert script_invocations("sim2real/render.py   the headless script") == []
+    assert check_script_call(["--out", "d", "--frames", "3"]) == ["'sim2real/render.py' has no option --frames"]
 
 
 def test_the_command_checker_catches_mistakes():
