@@ -224,3 +224,20 @@ def test_coco_json_has_no_nan_and_rle_decodes(tmp_path, capsys):
     a = doc["annotations"][0]
     assert isinstance(a["segmentation"]["counts"], str)
     assert mask_api.decode(a["segmentation"]).shape == (H, W)
+
+
+def test_torch_dataset_tips_match_the_constructed_tips(tmp_path):
+    import torch
+
+    from sim2real.dataset import torch_dataset
+
+    data, tips = _write_render_set(tmp_path / "sim", n=3)
+    ds = torch_dataset(data, keys=("image", "K", "tips"))
+    for item in ds:
+        want = tips[item["id"]]
+        got = item["tips"]
+        assert got.shape == (3, 3) and torch.equal(item["K"], torch.tensor(K, dtype=torch.float32))
+        for j, (u, v, vis) in want.items():
+            assert int(got[j, 2]) == vis
+            if vis:
+                assert np.allclose(got[j, :2].numpy(), [u, v], atol=1e-4)
