@@ -241,3 +241,18 @@ def test_torch_dataset_tips_match_the_constructed_tips(tmp_path):
             assert int(got[j, 2]) == vis
             if vis:
                 assert np.allclose(got[j, :2].numpy(), [u, v], atol=1e-4)
+
+
+def test_cocoeval_scores_the_ground_truth_as_perfect(tmp_path, capsys):
+    """The files work with COCO's own evaluation: the annotations as detections give AP 1."""
+    from pycocotools.cocoeval import COCOeval
+
+    data, _ = _write_render_set(tmp_path / "sim", n=3)
+    _export(capsys, data, "--out", tmp_path / "c", "--val-fraction", "0")
+    gt = _load(tmp_path / "c", "train")
+    dets = gt.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+                        "segmentation": a["segmentation"]} for a in gt.dataset["annotations"]])
+    for iou in ("segm", "bbox"):
+        ev = COCOeval(gt, dets, iou)
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0)

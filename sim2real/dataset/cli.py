@@ -14,8 +14,11 @@ import click
 def coco(dataset, out, val_fraction, seed):
     """Write COCO instance annotations (RLE masks, tool-tip keypoints, camera K) of a data set.
 
-    Renders and translated sets alike; a rerun refreshes the annotations and keeps images
-    already linked. Example: sim2real coco data/sim --out data/sim-coco --val-fraction 0.2
+    Renders and translated sets alike: OUT/images/ (hard links) and
+    OUT/annotations/instances_{train,val}.json. A rerun refreshes the annotations and keeps
+    the images already there.
+
+    Example: sim2real coco data/sim --out data/sim-coco --val-fraction 0.2
     """
     from .coco import check_export, export_coco, require_pycocotools
     from ..progress import Progress
