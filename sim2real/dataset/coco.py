@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, Sim2RealError
-from ..io import atomic_path, read_png, write_bytes_atomic
-from .format import FILES, open_dataset
+from ..errors import DatasetError, Sim2RealError, one_line
+from ..io import atomic_path, write_bytes_atomic
+from .format import open_dataset
 
 INSTRUMENT_CLASSES = ("tool_shaft", "tool_tip")  # ids 6 and 7 of the class table
 TIP_TOLERANCE_M = 1e-3  # a surface less than this in front of the tip does not hide it
@@ -119,12 +119,12 @@ def categories(table) -> list[dict]:
 
 def sample_annotations(sample, mask_api) -> tuple[dict, list[dict]]:
     """The image record and annotations (ids still unset) of one sample."""
+    import imageio.v3 as iio
+
     meta = sample.meta
     seg = sample.segmentation()
     inst = sample.instances()
     height, width = seg.shape
-    import imageio.v3 as iio
-
     img_shape = iio.improps(sample.path("image")).shape
     if tuple(img_shape[:2]) != (height, width) or inst.shape != seg.shape:
         raise DatasetError(f"sample {sample.id}: image {img_shape[1]}x{img_shape[0]}, instances "
@@ -209,7 +209,13 @@ def export_coco(data, out, val_fraction: float = 0.2, seed: int = 0, progress=No
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, anns, counts = [], [], {"kept": 0, "linked": 0, "copied": 0}
     for image_id, sample in enumerate(ds, start=1):
-        image, sample_anns = sample_annotations(sample, mask_api)
+        try:
+            image, sample_anns = sample_annotations(sample, mask_api)
+        except DatasetError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise DatasetError(f"sample {sample.id} cannot be exported ({one_line(exc, with_type=True)}); "
+                               f"run 'sim2real verify {ds.root}'") from None
         image["id"] = image_id
         for a in sample_anns:
             a["image_id"] = image_id
