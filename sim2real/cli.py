@@ -23,8 +23,9 @@ def _register_commands() -> None:
     from .translate.cli import commands as translate_commands
     from .segment.cli import commands as segment_commands
     from .addon_cli import commands as addon_commands
+    from .dataset.cli import commands as dataset_commands
 
-    for cmd in (*render_commands, *translate_commands, *segment_commands, *addon_commands):
+    for cmd in (*render_commands, *dataset_commands, *translate_commands, *segment_commands, *addon_commands):
         cli.add_command(cmd)
 
 

@@ -435,10 +435,19 @@ def verify(root: str | os.PathLike, progress=None) -> dict[str, list[str]]:
 def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), transform=None):
     """A ``torch.utils.data.Dataset`` over a data set: items are dicts of tensors.
 
-    ``image`` becomes float32 (3, H, W) in [0, 1]; labels keep their dtype as tensors
-    (segmentation int64 (H, W), depth (H, W), normals (3, H, W)). It pickles (a
-    module-level class holding the folder's path), so a ``DataLoader`` with workers runs
-    under the spawn start method too (macOS, Windows); a ``transform`` must pickle as well.
+    ``keys`` from image, segmentation, instances, depth, normals, K, tips. ``image`` becomes
+    float32 (3, H, W) in [0, 1]; segmentation and instances int64 (H, W), depth float32
+    (H, W), normals float32 (3, H, W); ``K`` float32 (3, 3) from meta.json; ``tips`` float32
+    (N, 3), one row per instrument: its tip's (u, v) in K's pixel convention and a COCO
+    visibility (2 seen, 1 hidden, 0 out of the frame; see
+    :func:`sim2real.dataset.coco.instrument_tips`); N varies, so batch it with a
+    ``collate_fn`` of your own. Every item also holds its sample ``id``.
+
+    ``transform`` is one callable applied to the whole item (one dict in, one dict out), so
+    image and labels move together; :mod:`sim2real.dataset.transforms` has crop, flip and
+    resize. The data set pickles (a module-level class holding the folder's path), so a
+    ``DataLoader`` with workers runs under the spawn start method too (macOS, Windows); a
+    ``transform`` must pickle as well (the ones in transforms do).
     """
     return _torch_sample_dataset_class()(root, keys, transform)
 
@@ -468,8 +477,16 @@ def _torch_sample_dataset_class():
 
         def __getitem__(self, i):
             sample = self._ds[i]
-            arrays = sample.load(self.keys)
+            arrays = sample.load([k for k in self.keys if k not in ("K", "tips")])
             out = {"id": sample.id}
+            if "K" in self.keys:
+                out["K"] = torch.tensor(sample.meta["camera"]["K"], dtype=torch.float32)
+            if "tips" in self.keys:
+                from .coco import instrument_tips
+
+                tips = instrument_tips(sample.meta, sample.instances(), sample.depth())
+                out["tips"] = torch.tensor([[*t["uv"], t["visibility"]] for t in tips],
+                                           dtype=torch.float32).reshape(-1, 3)
             for k, v in arrays.items():
                 if k == "meta":
                     continue
