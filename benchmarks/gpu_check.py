@@ -119,7 +119,7 @@ def train_rate(cfg, steps: int, warmup: int, device: str, size: tuple[int, int])
     finite = all(math.isfinite(float(v)) for rec in losses for k, v in rec.items() if k != "skipped")
     skipped = int(sum(float(rec["skipped"]) for rec in losses))
     return {"it_per_s": steps / dt, "warmup_s": t_warm, "steps": steps, "losses_finite": finite,
-            "skipped_steps": skipped, "last_g": float(losses[-1]["g"]), "precision": "bf16" if tr.use_bf16 else "fp32"}
+            "skipped_steps": skipped, "last_g": float(losses[-1]["g"]), "precision": tr.precision}
 
 
 def translate_compute(cfg, size, k: int, batch: int, reps: int, device: str) -> dict:

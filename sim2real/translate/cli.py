@@ -31,8 +31,10 @@ from ..errors import Sim2RealError
 @click.option("--max-iter", type=int, default=None, help="Stop at this step (overrides train.max_iter).")
 @click.option("--seed", type=int, default=None, help="Overrides train.seed (new runs only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
-              help="bf16 autocast on CUDA (default) or fp32 everywhere.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
+              help="Mixed precision (overrides train.precision, default auto): auto = bf16 autocast on a CUDA GPU "
+                   "with bf16 and fp32 on the CPU; bf16 = bf16 autocast on any device, the CPU too (slower there "
+                   "unless it has bf16 instructions); fp32 = none. Losses are fp32 in every case.")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_iter, seed, device, precision,
@@ -151,7 +153,7 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         say(f"already at step {trainer.step} >= {total}; nothing to do")
         return
     procs = f", {world} processes x batch {cfg.train.batch_size}" if world > 1 else ""
-    say(f"device {trainer.device}, precision {'bf16' if trainer.use_bf16 else 'fp32'}, "
+    say(f"device {trainer.device}, precision {trainer.precision}, "
         f"compile {cfg.train.compile}{procs}; run folder {out}")
     with Progress(total, "train", "it", initial=trainer.step, enabled=rank == 0) as bar:
         status = trainer.fit(total, progress=bar)
@@ -194,8 +196,9 @@ def export_cmd(run, out):
               help="Real reference images (files or folders) whose encoded styles are used; repeatable.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Renders per batch (x K variants).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
-              help="bf16 autocast on CUDA; fp32 everywhere else.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="auto = bf16 autocast on a CUDA GPU with bf16, fp32 on the CPU; bf16 = bf16 on any device; "
+                   "fp32 = none.")
 @click.option("--min-structure", type=float, default=None,
               help="Redraw variants whose grayscale MS-SSIM to the render is below this.")
 @click.option("--max-redraws", type=int, default=5, show_default=True, help="Bound on redraws per variant.")
@@ -220,7 +223,7 @@ def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k
     from ..rendering.job import parse_shard
     from ..progress import Progress
     from .inference import TranslateOptions, run_translation
-    from .trainer import pick_device
+    from .device import pick_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -302,7 +305,7 @@ def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weig
     from ..io import write_json_atomic
     from ..progress import Progress
     from .evaluate import evaluate, format_report
-    from .trainer import pick_device
+    from .device import pick_device
 
     if threads:
         torch.set_num_threads(threads)

@@ -103,7 +103,10 @@ class TrainConfig:
     max_iter: int = 1_000_000
     batch_size: int = 1
     ema_decay: float = 0.999
-    precision: str = "bf16"        # bf16 autocast on CUDA (losses fp32); "fp32" disables it
+    # Mixed precision (see sim2real.translate.device): "auto" = bf16 autocast on a CUDA GPU with
+    # bf16, fp32 on the CPU (bf16 is slower there); "bf16" = bf16 autocast on any device, the CPU
+    # included; "fp32" = none. Losses, weights and optimiser state are fp32 in every case.
+    precision: str = "auto"
     compile: bool = False          # torch.compile the networks
     checkpoint_every: int = 5000
     sample_every: int = 2000
@@ -192,9 +195,23 @@ class TranslatorConfig:
         need(t.max_iter >= 1, "train.max_iter", ">= 1", t.max_iter)
         need(t.batch_size >= 1, "train.batch_size", ">= 1", t.batch_size)
         need(0 <= t.ema_decay < 1, "train.ema_decay", "within [0, 1)", t.ema_decay)
-        need(t.precision in ("bf16", "fp32"), "train.precision", "bf16 or fp32", t.precision)
+        if precision_problem(t.precision):
+            raise ConfigError(f"{source}: train.precision {precision_problem(t.precision)}")
         for k in ("checkpoint_every", "sample_every", "log_every", "sample_k", "sample_rows"):
             need(getattr(t, k) >= 1, f"train.{k}", ">= 1", getattr(t, k))
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def precision_problem(value) -> str | None:
+    """Why ``value`` is not a precision this package offers (None: it is one)."""
+    if value == "fp16":
+        return ("fp16 is not offered (it needs loss scaling); use bf16 (as fast on GPUs with bf16, no "
+                "scaling needed), auto or fp32")
+    if value not in PRECISIONS:
+        return f"must be auto, bf16 or fp32, got {value!r}"
+    return None
 
 
 def work_short(d: DataConfig, domain: str) -> int | None:

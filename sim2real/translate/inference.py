@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from ..dataset.format import DatasetWriter, missing_variants, open_renders, open
 from ..errors import DatasetError, Sim2RealError
 from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_file
 from .config import TranslatorConfig, work_short
+from .device import autocast, autocast_dtype, check_precision, pick_device, precision_name
 from .data import find_real_files, resize_short, to_tensor, trim_black_borders, _read
 from .generators import SimToReal, inference_state
 from .losses import msssim_gray
-from .trainer import pick_device
 
 
 def load_translator(checkpoint: str | os.PathLike, device="cpu") -> tuple[SimToReal, TranslatorConfig, dict]:
@@ -161,7 +160,7 @@ class TranslateOptions:
     style_from: list | None = None
     batch: int = 8
     device: str | None = None
-    precision: str = "bf16"
+    precision: str = "auto"
     min_structure: float | None = None
     max_redraws: int = 5
     keep_fov: bool = True
@@ -175,6 +174,7 @@ class TranslateOptions:
         """Raise a one-line :class:`Sim2RealError` for the first bad option."""
         if self.method not in METHODS:
             raise Sim2RealError(f"--method {self.method!r}: unknown; choose one of {', '.join(METHODS)}")
+        check_precision(self.precision, "--precision")
         if self.k < 1:
             raise Sim2RealError(f"-k must be >= 1, got {self.k}")
         if self.batch < 1:
@@ -232,15 +232,16 @@ class RedrawPolicy:
 class MunitTranslator:
     """The loaded EMA generator: encode renders once, decode K styles per render."""
 
-    def __init__(self, checkpoint, device: str | None, precision: str = "bf16"):
+    def __init__(self, checkpoint, device: str | None, precision: str = "auto"):
         self.device = pick_device(device)
         self.model, self.cfg, self.ck = load_translator(checkpoint, self.device)
         self.sha256 = sha256_file(self.ck["path"])
-        self.use_bf16 = self.device.type == "cuda" and precision == "bf16"
+        self.amp_dtype = autocast_dtype(precision, self.device)  # the trainer's rule (device.py)
+        self.precision = precision_name(self.amp_dtype)
         self.multiple = 2 ** self.cfg.model.n_downsample
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+        return autocast(self.device, self.amp_dtype)
 
     @torch.no_grad()
     def content(self, imgs: list[np.ndarray]):

@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from ..io import atomic_path, write_json_atomic, write_png
 from ..io.videos import sort_videos
 from .checkpoint import CHECKPOINT_NAME, load_state, rng_state, save_checkpoint, set_rng_state
 from .config import TranslatorConfig, work_short
+from .device import autocast, autocast_dtype, dist_info, pick_device, precision_name
 from .data import RealFrames, SimImages, augment, resize_short, to_tensor
 from .discriminators import MultiScaleDiscriminator
 from .generators import RealGenerator, SimGenerator
@@ -68,25 +69,6 @@ def step_seed(seed: int, step: int) -> np.random.Generator:
 def item_seed(seed: int, step: int, item: int) -> np.random.Generator:
     """Draws of item ``item`` of the global batch of ``step``: crops, style code, noise."""
     return np.random.default_rng([int(seed), int(step), int(item), 0x17E4])
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside a torchrun job."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def pick_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        from ..errors import Sim2RealError
-
-        raise Sim2RealError("--device cuda requested but PyTorch sees no CUDA GPU; use --device cpu")
-    return torch.device(device)
 
 
 class Trainer:
@@ -128,7 +110,8 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.lr_step, o.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.lr_step, o.lr_gamma)
         self.step = 0
-        self.use_bf16 = self.device.type == "cuda" and cfg.train.precision == "bf16"
+        self.amp_dtype = autocast_dtype(cfg.train.precision, self.device)  # None: fp32
+        self.precision = precision_name(self.amp_dtype)
         self._gen_fwd, self._dis_fwd = self._gen_forward, self._dis_forward
         if cfg.train.compile:
             self._gen_fwd = torch.compile(self._gen_forward)
@@ -170,9 +153,7 @@ class Trainer:
     # ---------------------------------------------------------------- one step
 
     def _autocast(self):
-        if self.use_bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return autocast(self.device, self.amp_dtype)
 
     def draw_batch(self, step: int, labels: bool | None = None) -> dict:
         """This process's share of the global batch of ``step``: sim and real crops (B, 3, h, w)
@@ -269,7 +250,9 @@ class Trainer:
         skip_g = self._step(self.opt_g)
         skip_d = self._step(self.opt_d)
         if self.seg is not None:  # the judge trains on the renders only (never on translations)
-            seg_loss = semantic_loss(self.seg(b["xs"]), b["ys"])
+            with self._autocast():
+                seg_logits = self.seg(b["xs"])
+            seg_loss = semantic_loss(seg_logits, b["ys"])
             self.opt_seg.zero_grad(set_to_none=True)
             seg_loss.backward(inputs=self._params(self.opt_seg))
             skip_d = torch.maximum(skip_d, self._step(self.opt_seg))
@@ -301,15 +284,19 @@ class Trainer:
             "struct_r2s": structure_loss(xr, o["x_r2s"]),
         }
         if self.nce_heads is not None:
-            q = encoder_features(self.gen_sim.enc, o["x_s2r"], self.nce_layers)
-            with torch.no_grad():
-                k = encoder_features(self.gen_sim.enc, xs, self.nce_layers)
+            # the encoder passes under autocast like every network call; the heads and the loss in fp32
+            with self._autocast():
+                q = encoder_features(self.gen_sim.enc, o["x_s2r"], self.nce_layers)
+                with torch.no_grad():
+                    k = encoder_features(self.gen_sim.enc, xs, self.nce_layers)
             # patch positions drawn from the step's seed: the same on every process
             tg = torch.Generator().manual_seed(int(step_seed(cfg.train.seed, self.step).integers(2 ** 62)))
             parts["nce"] = patch_nce_loss(q, k, self.nce_heads, lw.nce_patches, lw.nce_tau, tg)
         if self.seg is not None:
             # the judge's weights get no gradient from this (backward takes inputs= the generators')
-            sem = semantic_loss(self.seg(o["x_s2r"]), b["ys"])
+            with self._autocast():
+                judged = self.seg(o["x_s2r"])
+            sem = semantic_loss(judged, b["ys"])
             # the segmenter learns alone first: its early verdicts are noise
             parts["semantic"] = sem if self.step >= lw.semantic_warmup else sem.detach()
         g_loss = sum(getattr(lw, k) * v for k, v in parts.items())
