@@ -17,7 +17,7 @@ from sim2real.translate.trainer import Trainer
 torch.set_num_threads(1)  # 2 threads on a shared 2-core box are slower than 1
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
-        "data": {"load_size": 32, "crop": [32, 48]},
+        "data": {"load_size": 32, "crop": [32, 40]},
         "train": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100, "sample_k": 2, "sample_rows": 2}}
 
 
@@ -228,7 +228,7 @@ def test_cli_set_overrides_a_new_runs_config_and_resume_refuses_it(fake_render_d
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("[model]\ngen_dim = 8\nmlp_dim = 16\nn_res = 1\ndis_dim = 8\ndis_n_layer = 2\ndis_num_scales = 2\n"
-                   "[data]\nload_size = 32\ncrop = [32, 48]\n[train]\nsample_every = 100\nlog_every = 1\n")
+                   "[data]\nload_size = 32\ncrop = [32, 40]\n[train]\nsample_every = 100\nlog_every = 1\n")
     run = tmp_path / "run"
     common = ["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder), "--out", str(run),
               "--threads", "1"]

@@ -24,7 +24,7 @@ from ..errors import Sim2RealError
 @click.option("--exclude-videos", default=None, metavar="LIST", help="Leave these real videos out (comma list).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
-              help="Preset name (small, paper) or a TOML file; default: the paper settings.")
+              help="Preset name (small, paper, gpu, gpu8) or a TOML file; default: the paper settings.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override one config field of a new run, e.g. --set loss.nce=0 (value parsed as TOML); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
@@ -92,7 +92,7 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .config import TranslatorConfig, load_config
-    from .data import RealFrames, SimImages
+    from .data import RealFrames, SimImages, fit_to_renders
     from .trainer import Trainer
 
     say = (lambda msg: click.echo(msg, err=True)) if rank == 0 else (lambda msg: None)
@@ -116,6 +116,8 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         given = load_config(config) if config is not None else None
         if given is not None and given.data.native_short == 0:
             given.data.native_short = stored.data.native_short  # filled in when the run started
+        if given is not None and list(given.data.crop) == [0, 0]:
+            given.data.crop = stored.data.crop  # likewise
         if given is not None and given.to_dict() != stored.to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
@@ -138,10 +140,14 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
-    if cfg.data.load_size == 0 and cfg.data.native_short == 0:
-        cfg.data.native_short = sim_images.short_side()  # native scale: real frames meet the renders' scale
-        say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
+    native, fitted = cfg.data.load_size == 0 and cfg.data.native_short == 0, list(cfg.data.crop) == [0, 0]
+    fit_to_renders(cfg, sim_images)  # before any work: a crop larger than the renders is an error
     real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"), **video_filter)
+    if native:  # native scale: real frames meet the renders' scale
+        say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
+    if fitted:
+        say(f"data.crop [0, 0]: training crop {cfg.data.crop[0]}x{cfg.data.crop[1]} (h x w), the largest inside "
+            f"the renders")
     say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames of "
         f"{len(real_frames.videos())} videos")
     trainer = Trainer(cfg, sim_images, real_frames, out, device)

@@ -37,7 +37,7 @@ from ..io.videos import sort_videos
 from .checkpoint import CHECKPOINT_NAME, load_state, rng_state, save_checkpoint, set_rng_state
 from .config import TranslatorConfig, work_short
 from .device import autocast, autocast_dtype, dist_info, pick_device, precision_name
-from .data import RealFrames, SimImages, augment, resize_short, to_tensor
+from .data import RealFrames, SimImages, augment, fit_to_renders, resize_short, to_tensor
 from .discriminators import MultiScaleDiscriminator
 from .generators import RealGenerator, SimGenerator
 from .losses import (PatchHeads, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss,
@@ -77,6 +77,8 @@ class Trainer:
     def __init__(self, cfg: TranslatorConfig, sim: SimImages | None, real: RealFrames | None,
                  run_dir: str | os.PathLike | None = None, device: str | None = "cpu"):
         self.cfg = cfg
+        if sim is not None:
+            fit_to_renders(cfg, sim)  # native scale, crop [0, 0]: recorded in the run's config
         self.sim, self.real = sim, real
         # the real videos this run has seen (a held-out evaluation checks its test videos are not among them)
         self.real_videos = real.videos() if hasattr(real, "videos") else []
@@ -102,8 +104,6 @@ class Trainer:
         adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, fused=True)
         self.opt_g = torch.optim.Adam(gen_params, **adam)
         self.opt_d = torch.optim.Adam(dis_params, **adam)
-        if cfg.data.load_size == 0 and cfg.data.native_short == 0 and sim is not None:
-            cfg.data.native_short = sim.short_side()  # recorded in the run's config
         self._init_label_terms(g)
         if self.world_size > 1:
             self._broadcast_weights()
