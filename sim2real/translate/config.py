@@ -110,6 +110,9 @@ class TrainConfig:
     # included; "fp32" = none. Losses, weights and optimiser state are fp32 in every case.
     precision: str = "auto"
     compile: bool = False          # torch.compile the networks
+    workers: int = 2               # DataLoader processes preparing batches ahead (0 = in the training loop);
+                                   # any value trains the same weights (batches are seeded per step)
+    prefetch: int = 2              # batches each worker prepares ahead
     checkpoint_every: int = 5000
     sample_every: int = 2000
     log_every: int = 100
@@ -198,6 +201,8 @@ class TranslatorConfig:
         need(da.video_fps > 0, "data.video_fps", "> 0", da.video_fps)
         need(t.max_iter >= 1, "train.max_iter", ">= 1", t.max_iter)
         need(t.batch_size >= 1, "train.batch_size", ">= 1", t.batch_size)
+        need(t.workers >= 0, "train.workers", ">= 0 (0 = batches drawn in the training loop)", t.workers)
+        need(t.prefetch >= 1, "train.prefetch", ">= 1", t.prefetch)
         need(0 <= t.ema_decay < 1, "train.ema_decay", "within [0, 1)", t.ema_decay)
         if precision_problem(t.precision):
             raise ConfigError(f"{source}: train.precision {precision_problem(t.precision)}")
