@@ -36,9 +36,12 @@ from ..errors import Sim2RealError
                    "with bf16 and fp32 on the CPU; bf16 = bf16 autocast on any device, the CPU too (slower there "
                    "unless it has bf16 instructions); fp32 = none. Losses are fp32 in every case.")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+@click.option("--workers", type=int, default=None,
+              help="Processes preparing batches ahead (overrides train.workers, default 2; 0 = in the training "
+                   "loop). Any value trains the same weights, so it may change on --resume.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_iter, seed, device, precision,
-              compile_, threads):
+              compile_, workers, threads):
     """Train the unpaired sim -> real translator (under torchrun: one translator across N processes)."""
     import torch
 
@@ -47,7 +50,7 @@ def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_
     device, rank, world = _init_distributed(device)
     try:
         _train(sim, real, _video_filter(videos, exclude_videos), out, config, sets, resume, max_iter, seed, device,
-               precision, compile_, rank, world)
+               precision, compile_, rank, world, workers)
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
@@ -88,7 +91,7 @@ def _video_filter(videos, exclude_videos) -> dict:
 
 
 def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, device, precision, compile_, rank,
-           world):
+           world, workers=None):
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .config import TranslatorConfig, load_config
@@ -102,6 +105,8 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         overrides["train"]["precision"] = precision
     if compile_:
         overrides["train"]["compile"] = True
+    if workers is not None:
+        overrides["train"]["workers"] = workers
     if resume and sets:
         raise Sim2RealError("--set changes the config of a new run; a resumed run keeps its config (drop --set)")
     if resume:
@@ -118,6 +123,9 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
             given.data.native_short = stored.data.native_short  # filled in when the run started
         if given is not None and list(given.data.crop) == [0, 0]:
             given.data.crop = stored.data.crop  # likewise
+        for key in ("workers", "prefetch"):  # how batches are prepared: no effect on the weights
+            if given is not None:
+                setattr(given.train, key, getattr(stored.train, key))
         if given is not None and given.to_dict() != stored.to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
@@ -159,8 +167,8 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         say(f"already at step {trainer.step} >= {total}; nothing to do")
         return
     procs = f", {world} processes x batch {cfg.train.batch_size}" if world > 1 else ""
-    say(f"device {trainer.device}, precision {trainer.precision}, "
-        f"compile {cfg.train.compile}{procs}; run folder {out}")
+    say(f"device {trainer.device}, precision {trainer.precision}, compile {cfg.train.compile}, "
+        f"{cfg.train.workers} batch workers{procs}; run folder {out}")
     with Progress(total, "train", "it", initial=trainer.step, enabled=rank == 0) as bar:
         status = trainer.fit(total, progress=bar)
     if status == "interrupted":
