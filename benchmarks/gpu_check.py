@@ -43,7 +43,8 @@ REPO = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from synthetic import sync, synthetic_real_frames, synthetic_renders, translate_job_rate, translate_model_rate  # noqa: E402
+from synthetic import (sync, synthetic_real_frames, synthetic_renders, translate_job_rate,  # noqa: E402
+                       translate_model_rate)
 
 # --smoke: tiny networks; every loss term, weight, batch size and the precision stay the preset's
 TINY_NETS = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2,
