@@ -29,13 +29,14 @@ LR = 1e-4
 LOSS_REL = 1e-4
 
 
-def _worker(rank, world, rendezvous, render, real, run_dirs, result):
+def _worker(rank, world, port, render, real, run_dirs, result):
     import torch.distributed as dist
 
     torch.set_num_threads(1)  # the same summation order in every process, whatever the parent set
-    torch.set_num_interop_threads(1)
-    # a file store: no port to pick, release and race for
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    # the store is served by the test process, which bound its port and holds it: no port to
+    # pick, release and race for
+    store = dist.TCPStore("127.0.0.1", port, world, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     try:
         cfg = load_config(None, {**TINY, "train": {**TINY["train"], "batch_size": 1}})
         tr = Trainer(cfg, SimImages(render), RealFrames([real], cfg.data), run_dirs[rank], "cpu")
@@ -65,9 +66,12 @@ def test_two_ranks_batch_1_follow_one_process_batch_2(fake_render_dataset, fake_
 
     real = fake_real_folder / "images"
     run_dirs = [tmp_path / "run", tmp_path / "rank1_would_write_here"]
-    rendezvous = tmp_path / "rendezvous"
-    mp.start_processes(_worker, args=(2, rendezvous, fake_render_dataset, real, run_dirs, tmp_path / "w.pt"),
+    import torch.distributed as dist
+
+    store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)  # port 0: the OS picks
+    mp.start_processes(_worker, args=(2, store.port, fake_render_dataset, real, run_dirs, tmp_path / "w.pt"),
                        nprocs=2, start_method="spawn")
+    del store
     ddp = torch.load(tmp_path / "w.pt", weights_only=True)
 
     cfg = load_config(None, {**TINY, "train": {**TINY["train"], "batch_size": 2}})
