@@ -104,7 +104,7 @@ def test_the_trainer_uses_the_semantic_term_with_its_weight_after_warmup(fake_re
         tr.cfg.loss.semantic, tr.step = weight, step
         g, _, parts = tr.losses(b)
         grads = torch.autograd.grad(g, params, allow_unused=True)
-        return float(g), float(parts["semantic"]), torch.cat([x.flatten() for x in grads if x is not None])
+        return float(g.detach()), float(parts["semantic"].detach()), torch.cat([x.flatten() for x in grads if x is not None])
 
     warm = tr.cfg.loss.semantic_warmup
     off, _, grad_off = g_loss_and_grads(0.0, warm)
