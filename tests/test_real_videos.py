@@ -14,7 +14,7 @@ from sim2real.translate.data import RealFrames, SimImages, find_real_files
 torch.set_num_threads(1)
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
-        "data": {"load_size": 32, "crop": [32, 48]},
+        "data": {"load_size": 32, "crop": [32, 40]},
         "train": {"log_every": 1, "sample_every": 100, "checkpoint_every": 100}}
 
 

@@ -2,7 +2,6 @@
 process with the whole batch, rank 0 alone writes, exact resume."""
 
 import json
-import socket
 
 import pytest
 import torch
@@ -12,8 +11,9 @@ from sim2real.translate.data import RealFrames, SimImages
 from sim2real.translate.trainer import Trainer
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
-        "data": {"load_size": 32, "crop": [32, 48]},
-        "train": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100, "sample_k": 2, "sample_rows": 2}}
+        "data": {"load_size": 32, "crop": [32, 40]},
+        "train": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100, "sample_k": 2, "sample_rows": 2,
+                  "workers": 0}}
 STEPS = 3
 LR = 1e-4
 # 2 ranks x batch 1 and one process x batch 2 compute the same sums in another order
@@ -29,17 +29,14 @@ LR = 1e-4
 LOSS_REL = 1e-4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world, port, render, real, run_dirs, result):
     import torch.distributed as dist
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.set_num_threads(1)  # the same summation order in every process, whatever the parent set
+    # the store is served by the test process, which bound its port and holds it: no port to
+    # pick, release and race for
+    store = dist.TCPStore("127.0.0.1", port, world, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     try:
         cfg = load_config(None, {**TINY, "train": {**TINY["train"], "batch_size": 1}})
         tr = Trainer(cfg, SimImages(render), RealFrames([real], cfg.data), run_dirs[rank], "cpu")
@@ -55,13 +52,26 @@ def _weights(tr) -> dict:
     return {f"{g}.{n}.{k}": v for g in ("model", "ema") for n, sd in st[g].items() for k, v in sd.items()}
 
 
-def test_two_ranks_batch_1_follow_one_process_batch_2(fake_render_dataset, fake_real_folder, tmp_path):
+@pytest.fixture
+def one_thread():
+    """The reference run in this process uses 1 thread like the ranks (other test modules set other counts)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_ranks_batch_1_follow_one_process_batch_2(fake_render_dataset, fake_real_folder, tmp_path, one_thread):
     import torch.multiprocessing as mp
 
     real = fake_real_folder / "images"
     run_dirs = [tmp_path / "run", tmp_path / "rank1_would_write_here"]
-    mp.start_processes(_worker, args=(2, _free_port(), fake_render_dataset, real, run_dirs, tmp_path / "w.pt"),
+    import torch.distributed as dist
+
+    store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)  # port 0: the OS picks
+    mp.start_processes(_worker, args=(2, store.port, fake_render_dataset, real, run_dirs, tmp_path / "w.pt"),
                        nprocs=2, start_method="spawn")
+    del store
     ddp = torch.load(tmp_path / "w.pt", weights_only=True)
 
     cfg = load_config(None, {**TINY, "train": {**TINY["train"], "batch_size": 2}})

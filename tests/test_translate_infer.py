@@ -155,7 +155,7 @@ def test_cli_train_export_translate_evaluate(world, tmp_path, capsys):
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("[model]\ngen_dim = 8\nmlp_dim = 16\nn_res = 1\ndis_dim = 8\ndis_n_layer = 2\ndis_num_scales = 2\n"
-                   "[data]\nload_size = 32\ncrop = [32, 48]\n[train]\nmax_iter = 2\nsample_every = 1\n")
+                   "[data]\nload_size = 32\ncrop = [32, 40]\n[train]\nmax_iter = 2\nsample_every = 1\n")
     run = tmp_path / "run"
     main(["train", "--sim", str(world["render"]), "--real", str(world["real"]), "--out", str(run),
           "--config", str(cfg), "--threads", "1"])

@@ -90,7 +90,7 @@ def test_config_errors_name_the_key_and_the_fix(tmp_path):
     with pytest.raises(ConfigError, match=r"data.crop must be .*multiple of 4.*got \[30, 64\]"):
         load_config(bad)
     bad.write_text("[train]\nprecision = 'fp16'\n")
-    with pytest.raises(ConfigError, match=r"train.precision must be bf16 or fp32"):
+    with pytest.raises(ConfigError, match=r"train.precision fp16 is not offered"):
         load_config(bad)
     with pytest.raises(ConfigError, match=r"no such file or preset.*small"):
         load_config("nonexistent")

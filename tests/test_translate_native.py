@@ -92,19 +92,33 @@ def test_native_training_with_label_terms_runs_and_resumes_exactly(fake_render_d
     assert resumed.cfg.to_dict() == straight.cfg.to_dict()
 
 
-def test_semantic_term_reaches_the_generator_after_warmup(fake_render_dataset, fake_real_folder, tmp_path):
+def test_the_trainer_uses_the_semantic_term_with_its_weight_after_warmup(fake_render_dataset, fake_real_folder,
+                                                                         tmp_path):
+    from sim2real.translate.batches import to_device
+
     tr = _make(fake_render_dataset, fake_real_folder, tmp_path / "r")
-    tr.cfg.loss.nce = 0.0
-    tr.nce_heads = None
-    tr.train_step()  # warm-up step: no generator gradient from the term
-    b = tr.draw_batch(5, labels=True)
-    xs, ys = b["xs"], b["ys"]
-    c = tr.gen_sim.encode(xs)
-    y = tr.gen_real.decode(c, torch.zeros(1, tr.cfg.model.style_dim))
-    tr.seg.requires_grad_(False)
-    semantic_loss(tr.seg(y), ys).backward()
-    grad = tr.gen_real.up.net[-1].conv.weight.grad
-    assert grad is not None and float(grad.abs().sum()) > 0
+    params = [p for p in tr.gen_real.parameters()]
+    b = to_device(tr.draw_batch(0), tr.device)
+
+    def g_loss_and_grads(weight: float, step: int):
+        tr.cfg.loss.semantic, tr.step = weight, step
+        g, _, parts = tr.losses(b)
+        grads = torch.autograd.grad(g, params, allow_unused=True)
+        return float(g.detach()), float(parts["semantic"].detach()), torch.cat([x.flatten() for x in grads if x is not None])
+
+    warm = tr.cfg.loss.semantic_warmup
+    off, _, grad_off = g_loss_and_grads(0.0, warm)
+    on, sem, grad_on = g_loss_and_grads(1.0, warm)
+    on2, sem2, _ = g_loss_and_grads(2.0, warm)
+    # the term enters the generator loss with its weight...
+    assert sem > 0 and sem == pytest.approx(sem2)
+    assert on - off == pytest.approx(sem, rel=1e-4) and on2 - off == pytest.approx(2 * sem, rel=1e-4)
+    # ...and its gradient reaches the sim -> real generator
+    assert not torch.allclose(grad_on, grad_off)
+    # during the warm-up it is logged but does not train the generator
+    _, _, grad_warm_off = g_loss_and_grads(0.0, warm - 1)
+    _, _, grad_warm_on = g_loss_and_grads(1.0, warm - 1)
+    assert torch.equal(grad_warm_on, grad_warm_off)
 
 
 @pytest.mark.parametrize("bad, words", [({"data": {"load_size": 8}}, "load_size"),

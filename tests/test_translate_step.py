@@ -10,7 +10,7 @@ from sim2real.translate.trainer import Trainer
 torch.set_num_threads(1)
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
-        "data": {"load_size": 32, "crop": [32, 48]}, "train": {"batch_size": 2}}
+        "data": {"load_size": 32, "crop": [32, 40]}, "train": {"batch_size": 2}}
 
 
 class Images:

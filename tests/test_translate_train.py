@@ -17,7 +17,7 @@ from sim2real.translate.trainer import Trainer
 torch.set_num_threads(1)  # 2 threads on a shared 2-core box are slower than 1
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
-        "data": {"load_size": 32, "crop": [32, 48]},
+        "data": {"load_size": 32, "crop": [32, 40]},
         "train": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100, "sample_k": 2, "sample_rows": 2}}
 
 
@@ -56,16 +56,18 @@ def _all_state(tr):
     return out
 
 
-def test_resume_after_n_steps_equals_2n_straight(fake_render_dataset, fake_real_folder, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_after_n_steps_equals_2n_straight(fake_render_dataset, fake_real_folder, tmp_path, workers):
     n = 2
-    straight = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "a")
+    # the straight run draws its batches in the loop, the split run in `workers` processes
+    straight = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "a", workers=0)
     straight.fit(2 * n)
 
-    first = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b")
+    first = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b", workers=workers)
     first.fit(n)
     ck = load_checkpoint(tmp_path / "b" / "checkpoint.pt", kinds=("train",))
     assert ck["step"] == n
-    resumed = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b")
+    resumed = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "b", workers=workers)
     torch.manual_seed(1234)  # global RNG state must not matter
     resumed.load_state(ck)
     resumed.fit(2 * n)
@@ -133,12 +135,48 @@ def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(fake_render_dataset, fake_r
     tr = make_trainer(fake_render_dataset, fake_real_folder, tmp_path / "run")
 
     def interrupt(trainer):
-        if trainer.step == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+        if trainer.step == 2:  # what Ctrl-C runs, called here instead of signalling the test process
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
 
     status = tr.fit(10, on_step=interrupt)
     assert status == "interrupted" and tr.step == 2
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_ctrl_c_to_the_train_command_stops_it_with_a_checkpoint_and_exit_130(fake_render_dataset, fake_real_folder,
+                                                                             tmp_path):
+    """A real Ctrl-C (SIGINT to the command's process group: trainer and batch workers) while it trains."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[model]\ngen_dim = 8\nmlp_dim = 16\nn_res = 1\ndis_dim = 8\ndis_n_layer = 2\n"
+                   "dis_num_scales = 2\n[data]\nload_size = 32\ncrop = [32, 40]\n[train]\nlog_every = 1\n"
+                   "sample_every = 1000\ncheckpoint_every = 1000\nworkers = 2\n")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parent.parent)}
+    p = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "train", "--sim", str(fake_render_dataset),
+                          "--real", str(fake_real_folder / "images"), "--out", str(run), "--config", str(cfg),
+                          "--threads", "1", "--max-iter", "100000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        log = run / "losses.jsonl"
+        while not (log.is_file() and log.read_text().count("\n") >= 2):  # it is training
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    step = load_checkpoint(run / "checkpoint.pt")["step"]
+    assert f"interrupted at step {step}; checkpoint saved" in err and "Traceback" not in err
+    assert [json.loads(ln)["step"] for ln in log.read_text().splitlines()] == list(range(1, step + 1))
 
 
 def test_empty_real_folder_is_a_clear_error(tmp_path):
@@ -156,11 +194,13 @@ def test_unreadable_real_image_is_named(fake_render_dataset, tmp_path):
     tr = Trainer(cfg, SimImages(fake_render_dataset), RealFrames([tmp_path / "real"], cfg.data), tmp_path / "run")
     with pytest.raises(DatasetError) as e:
         tr.train_step()
+    with pytest.raises(DatasetError) as in_worker:
+        tr.fit(2)  # the same error, raised in a batch worker process
     # imageio explains over several lines (plugins to install) when PyAV/OpenCV are absent;
     # the user is promised one line naming the file and the fix
-    msg = str(e.value)
-    assert "\n" not in msg and len(msg) < 500
-    assert f"real frame {tmp_path / 'real' / 'broken.jpg'} is unreadable" in msg and "delete or replace" in msg
+    for msg in (str(e.value), str(in_worker.value)):
+        assert "\n" not in msg and len(msg) < 500
+        assert f"real frame {tmp_path / 'real' / 'broken.jpg'} is unreadable" in msg and "delete or replace" in msg
 
 
 def test_wrong_sim_dataset_is_a_clear_error(tmp_path, fake_real_folder):
@@ -228,7 +268,7 @@ def test_cli_set_overrides_a_new_runs_config_and_resume_refuses_it(fake_render_d
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("[model]\ngen_dim = 8\nmlp_dim = 16\nn_res = 1\ndis_dim = 8\ndis_n_layer = 2\ndis_num_scales = 2\n"
-                   "[data]\nload_size = 32\ncrop = [32, 48]\n[train]\nsample_every = 100\nlog_every = 1\n")
+                   "[data]\nload_size = 32\ncrop = [32, 40]\n[train]\nsample_every = 100\nlog_every = 1\n")
     run = tmp_path / "run"
     common = ["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder), "--out", str(run),
               "--threads", "1"]

@@ -24,19 +24,24 @@ from ..errors import Sim2RealError
 @click.option("--exclude-videos", default=None, metavar="LIST", help="Leave these real videos out (comma list).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
-              help="Preset name (small, paper) or a TOML file; default: the paper settings.")
+              help="Preset name (small, paper, gpu, gpu8) or a TOML file; default: the paper settings.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override one config field of a new run, e.g. --set loss.nce=0 (value parsed as TOML); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--max-iter", type=int, default=None, help="Stop at this step (overrides train.max_iter).")
 @click.option("--seed", type=int, default=None, help="Overrides train.seed (new runs only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
-              help="bf16 autocast on CUDA (default) or fp32 everywhere.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
+              help="Mixed precision (overrides train.precision, default auto): auto = bf16 autocast on a CUDA GPU "
+                   "with bf16 and fp32 on the CPU; bf16 = bf16 autocast on any device, the CPU too (slower there "
+                   "unless it has bf16 instructions); fp32 = none. Losses are fp32 in every case.")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+@click.option("--workers", type=int, default=None,
+              help="Processes preparing batches ahead (overrides train.workers, default 2; 0 = in the training "
+                   "loop). Any value trains the same weights, so it may change on --resume.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_iter, seed, device, precision,
-              compile_, threads):
+              compile_, workers, threads):
     """Train the unpaired sim -> real translator (under torchrun: one translator across N processes)."""
     import torch
 
@@ -45,7 +50,7 @@ def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_
     device, rank, world = _init_distributed(device)
     try:
         _train(sim, real, _video_filter(videos, exclude_videos), out, config, sets, resume, max_iter, seed, device,
-               precision, compile_, rank, world)
+               precision, compile_, rank, world, workers)
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
@@ -86,11 +91,11 @@ def _video_filter(videos, exclude_videos) -> dict:
 
 
 def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, device, precision, compile_, rank,
-           world):
+           world, workers=None):
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .config import TranslatorConfig, load_config
-    from .data import RealFrames, SimImages
+    from .data import RealFrames, SimImages, fit_to_renders
     from .trainer import Trainer
 
     say = (lambda msg: click.echo(msg, err=True)) if rank == 0 else (lambda msg: None)
@@ -100,6 +105,8 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         overrides["train"]["precision"] = precision
     if compile_:
         overrides["train"]["compile"] = True
+    if workers is not None:
+        overrides["train"]["workers"] = workers
     if resume and sets:
         raise Sim2RealError("--set changes the config of a new run; a resumed run keeps its config (drop --set)")
     if resume:
@@ -114,6 +121,11 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         given = load_config(config) if config is not None else None
         if given is not None and given.data.native_short == 0:
             given.data.native_short = stored.data.native_short  # filled in when the run started
+        if given is not None and list(given.data.crop) == [0, 0]:
+            given.data.crop = stored.data.crop  # likewise
+        for key in ("workers", "prefetch"):  # how batches are prepared: no effect on the weights
+            if given is not None:
+                setattr(given.train, key, getattr(stored.train, key))
         if given is not None and given.to_dict() != stored.to_dict():
             raise Sim2RealError(f"--config {config} differs from the config stored in {ck_path}; a resumed run "
                                 f"keeps its config (drop --config, or start a new --out)")
@@ -136,10 +148,14 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         cfg = load_config(config, overrides)
         ck = None
     sim_images = SimImages(sim)
-    if cfg.data.load_size == 0 and cfg.data.native_short == 0:
-        cfg.data.native_short = sim_images.short_side()  # native scale: real frames meet the renders' scale
-        say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
+    native, fitted = cfg.data.load_size == 0 and cfg.data.native_short == 0, list(cfg.data.crop) == [0, 0]
+    fit_to_renders(cfg, sim_images)  # before any work: a crop larger than the renders is an error
     real_frames = RealFrames(real, cfg.data, on_video=lambda p, n: say(f"video {p}: {n} frames"), **video_filter)
+    if native:  # native scale: real frames meet the renders' scale
+        say(f"native scale: renders as they are, real frames resized to short side {cfg.data.native_short}")
+    if fitted:
+        say(f"data.crop [0, 0]: training crop {cfg.data.crop[0]}x{cfg.data.crop[1]} (h x w), the largest inside "
+            f"the renders")
     say(f"sim: {len(sim_images)} images from {sim}; real: {len(real_frames)} frames of "
         f"{len(real_frames.videos())} videos")
     trainer = Trainer(cfg, sim_images, real_frames, out, device)
@@ -151,8 +167,8 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         say(f"already at step {trainer.step} >= {total}; nothing to do")
         return
     procs = f", {world} processes x batch {cfg.train.batch_size}" if world > 1 else ""
-    say(f"device {trainer.device}, precision {'bf16' if trainer.use_bf16 else 'fp32'}, "
-        f"compile {cfg.train.compile}{procs}; run folder {out}")
+    say(f"device {trainer.device}, precision {trainer.precision}, compile {cfg.train.compile}, "
+        f"{cfg.train.workers} batch workers{procs}; run folder {out}")
     with Progress(total, "train", "it", initial=trainer.step, enabled=rank == 0) as bar:
         status = trainer.fit(total, progress=bar)
     if status == "interrupted":
@@ -194,8 +210,9 @@ def export_cmd(run, out):
               help="Real reference images (files or folders) whose encoded styles are used; repeatable.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Renders per batch (x K variants).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
-              help="bf16 autocast on CUDA; fp32 everywhere else.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="auto = bf16 autocast on a CUDA GPU with bf16, fp32 on the CPU; bf16 = bf16 on any device; "
+                   "fp32 = none.")
 @click.option("--min-structure", type=float, default=None,
               help="Redraw variants whose grayscale MS-SSIM to the render is below this.")
 @click.option("--max-redraws", type=int, default=5, show_default=True, help="Bound on redraws per variant.")
@@ -220,7 +237,7 @@ def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k
     from ..rendering.job import parse_shard
     from ..progress import Progress
     from .inference import TranslateOptions, run_translation
-    from .trainer import pick_device
+    from .device import pick_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -302,7 +319,7 @@ def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weig
     from ..io import write_json_atomic
     from ..progress import Progress
     from .evaluate import evaluate, format_report
-    from .trainer import pick_device
+    from .device import pick_device
 
     if threads:
         torch.set_num_threads(threads)

@@ -83,7 +83,9 @@ class DataConfig:
                                    # renders keep their own resolution, real frames go to native_short
     native_short: int = 0          # native scale: real frames' short side; 0 = the renders' median short
                                    # side, recorded in the run's config when training starts
-    crop: list = field(default_factory=lambda: [256, 452])  # training crop (h, w)
+    crop: list = field(default_factory=lambda: [0, 0])  # training crop (h, w); [0, 0] = the largest that
+                                   # fits the renders at the training scale (multiples of 2**model.n_downsample;
+                                   # 256x452 on 452x256 renders), recorded in the run's config at the start
     scale_range: list = field(default_factory=lambda: [1.0, 1.2])  # random resize factor
     rotate_deg: float = 10.0
     brightness: float = 0.1        # additive jitter, fraction of full range
@@ -103,8 +105,14 @@ class TrainConfig:
     max_iter: int = 1_000_000
     batch_size: int = 1
     ema_decay: float = 0.999
-    precision: str = "bf16"        # bf16 autocast on CUDA (losses fp32); "fp32" disables it
+    # Mixed precision (see sim2real.translate.device): "auto" = bf16 autocast on a CUDA GPU with
+    # bf16, fp32 on the CPU (bf16 is slower there); "bf16" = bf16 autocast on any device, the CPU
+    # included; "fp32" = none. Losses, weights and optimiser state are fp32 in every case.
+    precision: str = "auto"
     compile: bool = False          # torch.compile the networks
+    workers: int = 2               # DataLoader processes preparing batches ahead (0 = in the training loop);
+                                   # any value trains the same weights (batches are seeded per step)
+    prefetch: int = 2              # batches each worker prepares ahead
     checkpoint_every: int = 5000
     sample_every: int = 2000
     log_every: int = 100
@@ -179,8 +187,10 @@ class TranslatorConfig:
              da.load_size)
         need(da.native_short == 0 or da.native_short >= 16, "data.native_short", ">= 16, or 0 (the renders')",
              da.native_short)
-        need(len(da.crop) == 2 and all(int(c) >= 16 and int(c) % mult == 0 for c in da.crop), "data.crop",
-             f"[height, width], each >= 16 and a multiple of {mult} (2**model.n_downsample)", da.crop)
+        need(len(da.crop) == 2 and (list(da.crop) == [0, 0]
+                                    or all(int(c) >= 16 and int(c) % mult == 0 for c in da.crop)), "data.crop",
+             f"[height, width], each >= 16 and a multiple of {mult} (2**model.n_downsample), or [0, 0] (the "
+             f"largest that fits the renders)", da.crop)
         need(len(da.scale_range) == 2 and 0 < da.scale_range[0] <= da.scale_range[1], "data.scale_range",
              "[min, max] with 0 < min <= max", da.scale_range)
         need(len(da.fov_radius) == 2 and 0 < da.fov_radius[0] and da.fov_radius[0] <= da.fov_radius[1] * 2,
@@ -191,10 +201,71 @@ class TranslatorConfig:
         need(da.video_fps > 0, "data.video_fps", "> 0", da.video_fps)
         need(t.max_iter >= 1, "train.max_iter", ">= 1", t.max_iter)
         need(t.batch_size >= 1, "train.batch_size", ">= 1", t.batch_size)
+        need(t.workers >= 0, "train.workers", ">= 0 (0 = batches drawn in the training loop)", t.workers)
+        need(t.prefetch >= 1, "train.prefetch", ">= 1", t.prefetch)
         need(0 <= t.ema_decay < 1, "train.ema_decay", "within [0, 1)", t.ema_decay)
-        need(t.precision in ("bf16", "fp32"), "train.precision", "bf16 or fp32", t.precision)
+        if precision_problem(t.precision):
+            raise ConfigError(f"{source}: train.precision {precision_problem(t.precision)}")
         for k in ("checkpoint_every", "sample_every", "log_every", "sample_k", "sample_rows"):
             need(getattr(t, k) >= 1, f"train.{k}", ">= 1", getattr(t, k))
+
+
+def min_crop_side(m: ModelConfig) -> int:
+    """The smallest crop side the networks take: the coarsest discriminator scale
+    (``2**(dis_num_scales - 1)`` smaller) must leave one patch after ``dis_n_layer``
+    halvings, and the style encoder halves ``style_n_downsample`` times; at least 16."""
+    return max(16, 2 ** (m.dis_num_scales - 1 + m.dis_n_layer), 2 ** m.style_n_downsample)
+
+
+def working_size(d: DataConfig, render_hw) -> tuple[int, int]:
+    """(h, w) of a render of size ``render_hw`` once resized to the training scale."""
+    h, w = (int(v) for v in render_hw)
+    short = work_short(d, "sim")
+    if not short:
+        return h, w
+    s = short / min(h, w)
+    return round(h * s), round(w * s)
+
+
+def fit_crop(cfg: "TranslatorConfig", render_hw, source: str = "renders") -> list[int]:
+    """The training crop for renders of size ``render_hw`` (h, w): ``data.crop``, or with
+    ``[0, 0]`` the largest crop (multiples of ``2**model.n_downsample``) inside them.
+    A crop larger than the renders is an error naming the setting and the fix."""
+    mult = 2 ** cfg.model.n_downsample
+    wh, ww = working_size(cfg.data, render_hw)
+    fits = [wh // mult * mult, ww // mult * mult]
+    scale = "native scale" if not cfg.data.load_size else f"data.load_size {cfg.data.load_size}"
+    if min(fits) < min_crop_side(cfg.model):
+        raise ConfigError(f"the {source} are {wh}x{ww} (h x w) at the training scale ({scale}); the networks need "
+                          f"crops of at least {min_crop_side(cfg.model)} px a side: render larger images or set "
+                          f"data.load_size")
+    if list(cfg.data.crop) == [0, 0]:
+        return fits
+    ch, cw = (int(c) for c in cfg.data.crop)
+    if min(ch, cw) < min_crop_side(cfg.model):
+        raise ConfigError(f"data.crop {[ch, cw]}: the networks need at least {min_crop_side(cfg.model)} px a side "
+                          f"(2**(model.dis_num_scales - 1 + model.dis_n_layer) and 2**model.style_n_downsample); "
+                          f"set a larger data.crop, or fewer model.dis_num_scales / model.dis_n_layer")
+    if ch > wh or cw > ww:
+        pad = 1 - min(ch, wh) * min(cw, ww) / (ch * cw)
+        raise ConfigError(f"data.crop {[ch, cw]} (h, w) is larger than the {source} at the training scale "
+                          f"({wh}x{ww} h x w, {scale}): {pad:.0%} of every crop would be black padding; set "
+                          f"data.crop to at most {fits} (e.g. --set 'data.crop=[{min(ch, fits[0])}, "
+                          f"{min(cw, fits[1])}]') or to [0, 0] (the largest that fits)")
+    return [ch, cw]
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def precision_problem(value) -> str | None:
+    """Why ``value`` is not a precision this package offers (None: it is one)."""
+    if value == "fp16":
+        return ("fp16 is not offered (it needs loss scaling); use bf16 (as fast on GPUs with bf16, no "
+                "scaling needed), auto or fp32")
+    if value not in PRECISIONS:
+        return f"must be auto, bf16 or fp32, got {value!r}"
+    return None
 
 
 def work_short(d: DataConfig, domain: str) -> int | None:

@@ -183,11 +183,29 @@ class SimImages:
 
     def short_side(self) -> int:
         """The renders' median short side in pixels (their native training scale)."""
-        sides = []
+        return min(self.size())
+
+    def size(self) -> tuple[int, int]:
+        """The renders' median (height, width) in pixels (of at most 16 spread over the set)."""
+        sizes = []
         for s in list(self.dataset)[:: max(1, len(self.dataset) // 16)]:
-            res = s.meta.get("resolution")
-            sides.append(min(res) if res else min(s.image().shape[:2]))
-        return int(np.median(sides))
+            res = s.meta.get("resolution")  # (w, h)
+            sizes.append((res[1], res[0]) if res else s.image().shape[:2])
+        return tuple(int(v) for v in np.median(np.array(sizes), axis=0))
+
+
+def fit_to_renders(cfg, sim) -> None:
+    """Fill in what a new run takes from its renders and check that the crop fits them:
+    ``data.native_short`` (native scale: the renders' median short side) and ``data.crop``
+    (``[0, 0]``: the largest crop inside them). Raises a one-line ``ConfigError`` for a
+    crop larger than the renders. Idempotent; ``sim`` is a :class:`SimImages` (or any
+    source with ``get``)."""
+    from .config import fit_crop
+
+    size = sim.size() if hasattr(sim, "size") else tuple(sim.get(0).shape[:2])
+    if cfg.data.load_size == 0 and cfg.data.native_short == 0:
+        cfg.data.native_short = min(size)
+    cfg.data.crop = fit_crop(cfg, size)
 
 
 def find_real_files(paths, videos: list[str] | None = None,
