@@ -162,7 +162,11 @@ class Guide(nn.Module):
         lum = _luma01(x)
         if not self.learned:
             return lum
-        return torch.sigmoid(6.0 * (lum - 0.5) + self.net(x))
+        # the 1x1 convs as matrix products: much faster than a 3-channel conv at full resolution
+        c1, c2 = self.net[0], self.net[2]
+        h = torch.einsum("oc,bchw->bohw", c1.weight.flatten(1), x) + c1.bias.view(1, -1, 1, 1)
+        h = torch.einsum("oc,bchw->bohw", c2.weight.flatten(1), h.relu_()) + c2.bias.view(1, -1, 1, 1)
+        return torch.sigmoid(6.0 * (lum - 0.5) + h)
 
 
 class Detail(nn.Module):
@@ -189,33 +193,54 @@ class Detail(nn.Module):
         return self.bound * torch.tanh(out).reshape(b, k, *out.shape[1:])
 
 
+def _hat(n_out: int, n_in: int, device) -> torch.Tensor:
+    """(n_out, n_in) linear-interpolation weights of ``n_in`` samples spanning ``n_out`` pixels,
+    first and last on the first and last pixel (``align_corners=True``)."""
+    pos = torch.linspace(0, n_in - 1, n_out, device=device)
+    return (1 - (pos[:, None] - torch.arange(n_in, device=device)[None]).abs()).clamp_(min=0)
+
+
+def _slice_rows(grids: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Trilinear slicing in row layout: ``grids`` (B, K, C, D, Gh, Gw), ``guide`` (B, 1, H, W) in
+    [0, 1] -> (B, H, K, C, W), fp32.
+
+    Interpolation along the image height is the same for every pixel of a row, so it is done
+    first on the small grid (a matrix product); then each row is one 2-D bilinear lookup in
+    (guide bin, grid column) per pixel. Same values as a trilinear ``grid_sample`` on the 5-D
+    grid (and its gradients), several times faster on a CPU.
+    """
+    b, k, c, d, gh, gw = grids.shape
+    h, w = guide.shape[-2:]
+    rows = torch.einsum("hi,bkcdij->bhkcdj", _hat(h, gh, guide.device), grids.float())  # (B, H, K, C, D, Gw)
+    xs = torch.linspace(-1, 1, w, device=guide.device).view(1, 1, w).expand(b, h, w)
+    coords = torch.stack([xs, guide[:, 0].float() * 2 - 1], dim=-1)                # (B, H, W, 2): column, bin
+    out = F.grid_sample(rows.reshape(b * h, k * c, d, gw), coords.reshape(b * h, 1, w, 2), mode="bilinear",
+                        padding_mode="border", align_corners=True)                  # (B*H, K*C, 1, W)
+    return out.view(b, h, k, c, w)
+
+
 def slice_grid(grids: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-    """Trilinear slicing: ``grids`` (B, C, D, Gh, Gw), ``guide`` (B, 1, H, W) in [0, 1] -> (B, C, H, W).
+    """Trilinear slicing: ``grids`` (B, K, C, D, Gh, Gw), ``guide`` (B, 1, H, W) in [0, 1] -> (B, K, C, H, W).
 
     Pixel (y, x) reads the grid at its own relative position and its own guide value; the
-    grid's corner cells sit on the image's corners (``align_corners=True``). One call per
-    image whatever C is (K styles are K * 12 channels of one grid), in fp32.
-    """
-    b, _, h, w = guide.shape
-    dev = guide.device
-    ys = torch.linspace(-1, 1, h, device=dev).view(1, h, 1).expand(b, h, w)
-    xs = torch.linspace(-1, 1, w, device=dev).view(1, 1, w).expand(b, h, w)
-    zs = guide[:, 0].float() * 2 - 1
-    coords = torch.stack([xs, ys, zs], dim=-1)[:, None]                     # (B, 1, H, W, 3): (x, y, z)
-    out = F.grid_sample(grids.float(), coords, mode="bilinear", padding_mode="border", align_corners=True)
-    return out[:, :, 0]
+    grid's corner cells sit on the image's corners."""
+    return _slice_rows(grids, guide).permute(0, 2, 3, 1, 4)
 
 
 def apply_grids(grids: torch.Tensor, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-    """The affine step: ``grids`` (B, K, 12, D, Gh, Gw), image ``x`` (B, 3, H, W) in [-1, 1] and its
-    guide (B, 1, H, W) -> (B, K, 3, H, W) in (-1, 1)."""
+    """The affine step: ``grids`` (B, K, 12, D, Gh, Gw) (channel ``4 * c + j``: output colour c,
+    input colour j = r, g, b or the offset), image ``x`` (B, 3, H, W) in [-1, 1] and its guide
+    (B, 1, H, W) -> (B, K, 3, H, W) in (-1, 1)."""
     b, k = grids.shape[:2]
     h, w = x.shape[-2:]
-    a = slice_grid(grids.reshape(b, k * 12, *grids.shape[3:]), guide).view(b, k, 3, 4, h, w)
-    x = x.float()
-    y = torch.atanh(SQUASH * x.clamp(-1, 1))[:, None]                       # identity term (B, 1, 3, H, W)
-    y = y + (a[:, :, :, :3] * x[:, None, None]).sum(3) + a[:, :, :, 3]
-    return torch.tanh(y)
+    # coefficient-major channels (j, k, c): each term below reads one contiguous block per row
+    by_coef = grids.unflatten(2, (3, 4)).permute(0, 3, 1, 2, 4, 5, 6).reshape(b, 4 * k, 3, *grids.shape[3:])
+    a = _slice_rows(by_coef, guide).view(b, h, 4, k * 3, w)
+    xr = x.float().permute(0, 2, 1, 3)                                    # (B, H, 3, W)
+    y = torch.atanh(SQUASH * xr.clamp(-1, 1)).repeat(1, 1, k, 1) + a[:, :, 3]   # identity term + offset
+    for j in range(3):                                                    # + A[:, :3] @ rgb
+        y.addcmul_(a[:, :, j], xr[:, :, j:j + 1])
+    return y.tanh_().view(b, h, k, 3, w).permute(0, 2, 3, 1, 4).contiguous()
 
 
 def _render(grids, x, guide_net: Guide, detail: Detail | None, styles=None) -> torch.Tensor:
