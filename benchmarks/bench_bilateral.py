@@ -6,7 +6,8 @@
 The inference model of each family (the preset's settings, ``model.family`` switched) translates
 one render at ``--size`` (width x height) into ``--k`` variants: content encoded once, the K
 styles decoded in one call, as ``sim2real translate`` does. Prints variants/s (best of
-``--repeats`` timed calls after one warm-up), parameters per generator and of the inference
+``--repeats`` timed calls after one warm-up; wall clock, and per second of this process's CPU
+time, which a busy machine inflates less), parameters per generator and of the inference
 model, and the convolution FLOPs per variant split into the part that does not depend on the
 resolution and the per-pixel part (measured at two resolutions). Random weights: speed does
 not depend on training.
@@ -60,14 +61,16 @@ def bench(family: str, args) -> dict:
     x = torch.rand(1, 3, h, w) * 2 - 1
     styles = torch.randn(1, args.k, m.style_dim)
     _translate(model, x, styles)
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _translate(model, x, styles)
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
     f1, f2 = _flops(model, w, h, args.k, m.style_dim), _flops(model, 2 * w, 2 * h, args.k, m.style_dim)
     per_px = (f2 - f1) / (3 * w * h)
     return {"family": family, "size": f"{w}x{h}", "k": args.k, "variants_per_s": round(args.k / best, 2),
+            "variants_per_cpu_s": round(args.k / best_cpu, 2),
             "params_sim_gen": sum(p.numel() for p in sim.parameters()),
             "params_real_gen": sum(p.numel() for p in real.parameters()),
             "params_inference": sum(p.numel() for p in model.parameters()),
@@ -92,7 +95,8 @@ def main():
     for fam in args.families.split(","):
         r = bench(fam, args)
         out.append(r)
-        print(f"{fam:9s} {r['size']} K={r['k']}: {r['variants_per_s']} variants/s on {args.threads} thread(s); "
+        print(f"{fam:9s} {r['size']} K={r['k']}: {r['variants_per_s']} variants/s on {args.threads} thread(s) "
+              f"({r['variants_per_cpu_s']} per CPU-second); "
               f"params sim/real/inference {r['params_sim_gen']}/{r['params_real_gen']}/{r['params_inference']}; "
               f"conv GFLOP/variant {r['conv_gflop_per_variant']} "
               f"({r['conv_flop_per_pixel']} FLOP/pixel, {r['conv_gflop_resolution_free']} resolution-free)",

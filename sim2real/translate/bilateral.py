@@ -170,27 +170,26 @@ class Guide(nn.Module):
 
 
 class Detail(nn.Module):
-    """``bound * tanh(conv3x3 -> [FiLM by style] -> relu -> conv3x3)`` of the full-resolution image."""
+    """``bound * tanh((1 + gamma) * conv3x3(relu(conv3x3(x))) + beta)`` of the full-resolution image.
+
+    The convolutions run once per image; a style changes only the per-colour gain ``gamma`` and
+    offset ``beta`` of the texture (a linear map of the style code), so K variants cost little more
+    than one. The sim generator's branch has no style (gamma = beta = 0)."""
 
     def __init__(self, m: ModelConfig, styled: bool):
         super().__init__()
         self.bound = float(m.bil_detail)
         self.c1 = nn.Conv2d(3, DETAIL_HIDDEN, 3, padding=1, padding_mode="replicate")
         self.c2 = nn.Conv2d(DETAIL_HIDDEN, 3, 3, padding=1, padding_mode="replicate")
-        self.film = nn.Linear(m.style_dim, 2 * DETAIL_HIDDEN) if styled else None
+        self.film = nn.Linear(m.style_dim, 6) if styled else None
 
     def forward(self, x, styles: torch.Tensor | None = None):
         """``x`` (B, 3, H, W), ``styles`` (B, K, style_dim) or None -> (B, K, 3, H, W) (K = 1 without)."""
-        h = self.c1(x)                                                        # (B, C, H, W)
-        b = x.shape[0]
-        if self.film is None or styles is None:
-            h = h[:, None]
-        else:
-            gamma, beta = self.film(styles).chunk(2, dim=-1)                  # (B, K, C)
-            h = h[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
-        k = h.shape[1]
-        out = self.c2(F.relu(h.flatten(0, 1)))
-        return self.bound * torch.tanh(out).reshape(b, k, *out.shape[1:])
+        t = self.c2(F.relu(self.c1(x)))[:, None]                              # (B, 1, 3, H, W)
+        if self.film is not None and styles is not None:
+            gamma, beta = self.film(styles).chunk(2, dim=-1)                  # (B, K, 3)
+            t = t * (1 + gamma[..., None, None]) + beta[..., None, None]
+        return self.bound * torch.tanh(t)
 
 
 def _hat(n_out: int, n_in: int, device) -> torch.Tensor:
