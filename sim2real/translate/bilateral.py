@@ -20,10 +20,14 @@ Multimodal like MUNIT: the real generator's low-resolution features are modulate
 modules), so K style codes give K grids and K variants. The sim generator is styleless.
 
 An optional detail branch (``bil_detail`` > 0) adds ``bil_detail * tanh(two 3x3 convs)`` of the
-full-resolution image after the affine step (texture, specular), style-modulated in the real
-generator; it is bounded (at most 0.25 of the [-1, 1] range, config validation), so it cannot
-paint an instrument away: with the grid fixed, changing every other pixel moves an output pixel
-by at most ``2 * bil_detail``.
+full-resolution image after the affine step (texture, specular), its per-colour gain and offset
+set by the style in the real generator. It is bounded (at most 0.25 of the [-1, 1] range, by
+config validation), so it cannot paint an instrument away: with the grid fixed, changing every
+other pixel moves an output pixel by at most ``2 * bil_detail``.
+
+What structure does not give: a colour transform can still make an instrument and the tissue
+behind it alike (or invert their contrast); only its position is guaranteed. Keeping them
+distinct is the label-aware losses' job (semantic, PatchNCE).
 
 Interface (mirrors :mod:`.generators`; ``guide`` is the full-resolution image being translated):
 
@@ -56,8 +60,8 @@ Call sites to change when wiring this in (``trainer.py`` / ``inference.py`` as o
       x_s2r2s = self.gen_sim.decode(c_s_rec, x_s2r)      # cycle: the translation is the guide
       x_r2s2r = self.gen_real.decode(c_r_rec, s_r, x_r2s)
 
-  (the MUNIT generators take the same calls if their ``decode`` / ``decode_multi`` accept and
-  ignore a trailing ``guide=None``; see the wiring patch).
+  (the MUNIT generators take the same calls once their ``decode`` / ``decode_multi`` accept and
+  ignore a trailing ``guide=None``, so the trainer needs no branch on the family).
 - ``Trainer.sample_grid``: ``decode_multi(self.ema_sim.encode(xs), styles, xs)``.
 - ``Trainer._init_label_terms`` (PatchNCE): ``self.nce_layers, chans = nce_spec(m)``;
   ``losses.encoder_features(self.gen_sim.enc, x, layers)`` works as is: the sim content
