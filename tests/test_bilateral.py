@@ -21,7 +21,7 @@ TINY = {"family": "bilateral", "bil_dim": 4, "bil_low": 16, "bil_grid": 4, "bil_
         "mlp_dim": 16, "n_mlp": 2}
 
 
-def _model(data: dict | None = None, **model) -> "ModelConfig":  # noqa: F821
+def _model(data: dict | None = None, **model):
     return TranslatorConfig.from_dict({"model": {**TINY, **model}, "data": data or {"crop": [16, 16]}}).model
 
 
