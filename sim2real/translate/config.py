@@ -40,6 +40,16 @@ class ModelConfig:
     dis_n_layer: int = 4
     dis_num_scales: int = 3
     gan_type: str = "lsgan"
+    # Generator family: "munit" (encoder-decoder, the paper's) or "bilateral": a network at low
+    # resolution predicts a grid of local affine colour transforms that the full-resolution image
+    # slices with its own guide, so every output pixel is a function of its own input colour.
+    family: str = "munit"
+    bil_dim: int = 16              # bilateral: channels of the first low-resolution conv
+    bil_low: int = 64              # bilateral: side of the square low-resolution input the grid is predicted from
+    bil_grid: int = 16             # bilateral: grid cells along each side (bil_low / bil_grid a power of 2)
+    bil_bins: int = 8              # bilateral: guide (intensity) bins of the grid
+    bil_guide: str = "learned"     # bilateral: "learned" (per-pixel colour -> guide MLP) or "luma"
+    bil_detail: float = 0.0        # bilateral: bound of the per-pixel detail branch in [-1, 1] units (0 = off)
 
 
 @dataclass
@@ -170,6 +180,18 @@ class TranslatorConfig:
         need(m.content_channels >= 0, "model.content_channels", ">= 0 (0 = no narrowing)", m.content_channels)
         need(m.real_input_noise >= 0, "model.real_input_noise", ">= 0", m.real_input_noise)
         need(m.gan_type in ("lsgan", "nsgan"), "model.gan_type", "lsgan or nsgan", m.gan_type)
+        need(m.family in ("munit", "bilateral"), "model.family", "munit or bilateral", m.family)
+        for k in ("bil_dim", "bil_low", "bil_bins"):
+            need(getattr(m, k) >= 1, f"model.{k}", ">= 1", getattr(m, k))
+        need(m.bil_grid >= 2, "model.bil_grid", ">= 2 (grid cells per side)", m.bil_grid)
+        need(m.bil_grid <= m.bil_low, "model.bil_grid", f"<= model.bil_low ({m.bil_low}): a grid cannot be finer "
+             f"than the image it is predicted from; lower bil_grid or raise bil_low", m.bil_grid)
+        ratio = m.bil_low // m.bil_grid
+        need(m.bil_low % m.bil_grid == 0 and ratio & (ratio - 1) == 0, "model.bil_low",
+             f"model.bil_grid ({m.bil_grid}) times a power of 2, e.g. {m.bil_grid * 4}", m.bil_low)
+        need(m.bil_guide in ("learned", "luma"), "model.bil_guide", "learned or luma", m.bil_guide)
+        need(0 <= m.bil_detail <= 0.25, "model.bil_detail", "within 0..0.25 (the detail branch's bound in "
+             "[-1, 1] units; 0 = off): a larger one could paint over what the render shows", m.bil_detail)
         for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         for k in ("semantic", "nce"):
@@ -191,6 +213,10 @@ class TranslatorConfig:
                                     or all(int(c) >= 16 and int(c) % mult == 0 for c in da.crop)), "data.crop",
              f"[height, width], each >= 16 and a multiple of {mult} (2**model.n_downsample), or [0, 0] (the "
              f"largest that fits the renders)", da.crop)
+        if m.family == "bilateral" and list(da.crop) != [0, 0]:
+            need(m.bil_low <= min(int(c) for c in da.crop), "model.bil_low",
+                 f"<= the training crop's short side ({min(int(c) for c in da.crop)}, data.crop); lower "
+                 f"bil_low or enlarge data.crop", m.bil_low)
         need(len(da.scale_range) == 2 and 0 < da.scale_range[0] <= da.scale_range[1], "data.scale_range",
              "[min, max] with 0 < min <= max", da.scale_range)
         need(len(da.fov_radius) == 2 and 0 < da.fov_radius[0] and da.fov_radius[0] <= da.fov_radius[1] * 2,
@@ -213,8 +239,10 @@ class TranslatorConfig:
 def min_crop_side(m: ModelConfig) -> int:
     """The smallest crop side the networks take: the coarsest discriminator scale
     (``2**(dis_num_scales - 1)`` smaller) must leave one patch after ``dis_n_layer``
-    halvings, and the style encoder halves ``style_n_downsample`` times; at least 16."""
-    return max(16, 2 ** (m.dis_num_scales - 1 + m.dis_n_layer), 2 ** m.style_n_downsample)
+    halvings, and the style encoder halves ``style_n_downsample`` times; at least 16; the
+    bilateral family's low-resolution path (``bil_low``) must fit too."""
+    bil = m.bil_low if m.family == "bilateral" else 0
+    return max(16, 2 ** (m.dis_num_scales - 1 + m.dis_n_layer), 2 ** m.style_n_downsample, bil)
 
 
 def working_size(d: DataConfig, render_hw) -> tuple[int, int]:
@@ -244,7 +272,8 @@ def fit_crop(cfg: "TranslatorConfig", render_hw, source: str = "renders") -> lis
     ch, cw = (int(c) for c in cfg.data.crop)
     if min(ch, cw) < min_crop_side(cfg.model):
         raise ConfigError(f"data.crop {[ch, cw]}: the networks need at least {min_crop_side(cfg.model)} px a side "
-                          f"(2**(model.dis_num_scales - 1 + model.dis_n_layer) and 2**model.style_n_downsample); "
+                          f"(2**(model.dis_num_scales - 1 + model.dis_n_layer), 2**model.style_n_downsample and, for the "
+                          f"bilateral family, model.bil_low); "
                           f"set a larger data.crop, or fewer model.dis_num_scales / model.dis_n_layer")
     if ch > wh or cw > ww:
         pad = 1 - min(ch, wh) * min(cw, ww) / (ch * cw)
