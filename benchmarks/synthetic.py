@@ -91,10 +91,10 @@ def translate_model_rate(cfg, size: tuple[int, int], k: int, batch: int, reps: i
     import torch
 
     from sim2real.translate.device import autocast, autocast_dtype, pick_device
-    from sim2real.translate.generators import SimToReal
+    from sim2real.translate.bilateral import make_sim_to_real
 
     dev = pick_device(device)
-    model = SimToReal(cfg.model).to(dev).eval().requires_grad_(False)
+    model = make_sim_to_real(cfg.model).to(dev).eval().requires_grad_(False)
     w, h = size
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 3, h, w, generator=g) * 2 - 1).to(dev)
@@ -110,7 +110,7 @@ def translate_model_rate(cfg, size: tuple[int, int], k: int, batch: int, reps: i
     def looped():
         with autocast(dev, dtype):
             c = model.content(x)
-            return [model.real.decode(c, styles[:, j]) for j in range(k)]
+            return [model.decode_multi(c, styles[:, j:j + 1]) for j in range(k)]
 
     out = {}
     for name, fn in (("batched", batched), ("looped", looped)):

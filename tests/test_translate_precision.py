@@ -69,19 +69,26 @@ def test_auto_is_fp32_on_the_cpu_and_fp16_is_refused():
         load_config("small", {"train": {"precision": "fp16"}})
 
 
-@pytest.mark.parametrize("preset", preset_names())
-def test_every_preset_trains_resumes_exports_and_translates_in_bf16_on_the_cpu(preset, fake_render_dataset,
+# the bilateral-grid family, sized to the tiny crops (low-resolution path 16 px, 8x8 grid)
+BILATERAL = {"model.family": "bilateral", "model.bil_dim": 8, "model.bil_low": 16, "model.bil_grid": 8,
+             "model.bil_bins": 4}
+
+
+@pytest.mark.parametrize("preset,family", [(p, "munit") for p in preset_names()] + [("small", "bilateral")])
+def test_every_preset_trains_resumes_exports_and_translates_in_bf16_on_the_cpu(preset, family, fake_render_dataset,
                                                                                fake_real_folder, tmp_path, capsys):
     from sim2real.cli import main
 
-    cfg = load_config(preset, _nested(TINY_NETS))
+    sets = {**TINY_NETS, **(BILATERAL if family == "bilateral" else {})}
+    cfg = load_config(preset, _nested(sets))
+    assert cfg.model.family == family
     terms = {k for k in ("nce", "semantic") if getattr(cfg.loss, k) > 0}
     common = ["--sim", str(fake_render_dataset), "--real", str(fake_real_folder / "images"), "--device", "cpu",
               "--precision", "bf16", "--threads", "1"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    main(["train", *common, "--out", str(straight), "--config", preset, *_sets(TINY_NETS), "--max-iter", "3"])
+    main(["train", *common, "--out", str(straight), "--config", preset, *_sets(sets), "--max-iter", "3"])
     assert "device cpu, precision bf16" in capsys.readouterr().err
-    main(["train", *common, "--out", str(split), "--config", preset, *_sets(TINY_NETS), "--max-iter", "2"])
+    main(["train", *common, "--out", str(split), "--config", preset, *_sets(sets), "--max-iter", "2"])
     main(["train", *common, "--out", str(split), "--resume", "--max-iter", "3"])
     a = load_checkpoint(straight / "checkpoint.pt", kinds=("train",))
     b = load_checkpoint(split / "checkpoint.pt", kinds=("train",))

@@ -87,7 +87,8 @@ class SimGenerator(nn.Module):
     def encode(self, x):
         return self.enc(x)
 
-    def decode(self, content):
+    def decode(self, content, guide=None):
+        """``guide`` (the image being translated) is unused: the bilateral family's signature."""
         return self.up(self.res(self.widen(content)))
 
 
@@ -120,16 +121,16 @@ class RealGenerator(nn.Module):
     def encode(self, x, noise: torch.Tensor | None = None):
         return self.encode_content(x, noise), self.encode_style(x)
 
-    def decode(self, content, style):
-        """``content`` (B, C, h, w) and ``style`` (B, style_dim) -> images (B, 3, H, W)."""
+    def decode(self, content, style, guide=None):
+        """``content`` (B, C, h, w) and ``style`` (B, style_dim) -> images (B, 3, H, W); ``guide`` unused."""
         params = self.mlp(style)
         x = self.widen(content)
         for block, p in zip(self.res, params.chunk(len(self.res), dim=1)):
             x = block(x, p)
         return self.up(x)
 
-    def decode_multi(self, content, styles):
-        """Decode K styles per content in one batched call.
+    def decode_multi(self, content, styles, guide=None):
+        """Decode K styles per content in one batched call (``guide`` unused).
 
         ``content`` (B, C, h, w), ``styles`` (B, K, style_dim) -> (B, K, 3, H, W).
         """

@@ -31,6 +31,7 @@ from .checkpoint import load_checkpoint, load_state, save_checkpoint, sha256_fil
 from .config import TranslatorConfig, work_short
 from .device import autocast, autocast_dtype, check_precision, pick_device, precision_name
 from .data import find_real_files, resize_short, to_tensor, trim_black_borders, _read
+from .bilateral import make_sim_to_real
 from .generators import SimToReal, inference_state
 from .losses import msssim_gray
 
@@ -248,7 +249,7 @@ def load_translator(checkpoint: str | os.PathLike, device="cpu") -> tuple[SimToR
     """The EMA sim -> real model of a training or exported checkpoint, in eval mode."""
     ck = load_checkpoint(checkpoint)
     cfg = TranslatorConfig.from_dict(ck["config"], source=f"checkpoint {ck['path']}")
-    model = SimToReal(cfg.model)
+    model = make_sim_to_real(cfg.model)
     if ck["kind"] == "train":
         state = inference_state(ck["ema"]["gen_sim"], ck["ema"]["gen_real"])
     else:

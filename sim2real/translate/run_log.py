@@ -89,7 +89,7 @@ def sample_grid(cfg: TranslatorConfig, ema_sim, ema_real, sim, real, device, aut
     styles = torch.randn(1, t.sample_k, cfg.model.style_dim, generator=g)
     styles = styles.expand(xs.shape[0], -1, -1).to(device)
     with autocast():
-        y = ema_real.decode_multi(ema_sim.encode(xs), styles).float()
+        y = ema_real.decode_multi(ema_sim.encode(xs), styles, xs).float()
     rows = [torch.cat([xs[i], *y[i], xr[i]], dim=2) for i in range(xs.shape[0])]
     grid = torch.cat(rows, dim=1)
     return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()

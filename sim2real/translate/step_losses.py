@@ -20,12 +20,13 @@ def generator_pass(nets, xs, xr, s_rand, use_real_style, noise_r, noise_s2r) -> 
     c_r, s_r = nets.gen_real.encode(xr, noise_r)
     # Half the steps translate with the current real image's style, half with N(0, I).
     s_t = torch.where(use_real_style, s_r.detach(), s_rand)
-    xs_rec, x_r2s = nets.gen_sim.decode(torch.cat([c_s, c_r])).split(b)
-    xr_rec, x_s2r = nets.gen_real.decode(torch.cat([c_r, c_s]), torch.cat([s_r, s_t])).split(b)
+    # the guide of each decode is the image being translated (the MUNIT family ignores it)
+    xs_rec, x_r2s = nets.gen_sim.decode(torch.cat([c_s, c_r]), torch.cat([xs, xr])).split(b)
+    xr_rec, x_s2r = nets.gen_real.decode(torch.cat([c_r, c_s]), torch.cat([s_r, s_t]), torch.cat([xr, xs])).split(b)
     c_s_rec, s_t_rec = nets.gen_real.encode(x_s2r, noise_s2r)
     c_r_rec = nets.gen_sim.encode(x_r2s)
-    x_s2r2s = nets.gen_sim.decode(c_s_rec)
-    x_r2s2r = nets.gen_real.decode(c_r_rec, s_r)
+    x_s2r2s = nets.gen_sim.decode(c_s_rec, x_s2r)
+    x_r2s2r = nets.gen_real.decode(c_r_rec, s_r, x_r2s)
     return dict(c_s=c_s, c_r=c_r, s_t=s_t, xs_rec=xs_rec, xr_rec=xr_rec, x_s2r=x_s2r, x_r2s=x_r2s,
                 c_s_rec=c_s_rec, s_t_rec=s_t_rec, c_r_rec=c_r_rec, x_s2r2s=x_s2r2s, x_r2s2r=x_r2s2r)
 

@@ -32,7 +32,7 @@ from .data import RealFrames, SimImages, fit_to_renders
 from .device import autocast, autocast_dtype, dist_info, pick_device, precision_name
 from .discriminators import MultiScaleDiscriminator
 from .distributed import any_process, average_gradients, broadcast_weights
-from .generators import RealGenerator, SimGenerator
+from .bilateral import make_generators, nce_spec
 from .losses import PatchHeads, semantic_loss
 from .run_log import LossLog, sample_grid, write_grid
 from .run_state import load_run_state, run_state
@@ -84,7 +84,7 @@ class Trainer:
         """Networks seeded by ``train.seed``, EMA copies, fused Adam, step-decay schedules."""
         m, o, lw = self.cfg.model, self.cfg.optim, self.cfg.loss
         g = torch.Generator().manual_seed(int(self.cfg.train.seed))
-        self.gen_sim, self.gen_real = SimGenerator(m), RealGenerator(m)
+        self.gen_sim, self.gen_real = make_generators(m)
         self.dis_sim, self.dis_real = MultiScaleDiscriminator(m), MultiScaleDiscriminator(m)
         for net in (self.gen_sim, self.gen_real, self.dis_sim, self.dis_real):
             init_weights(net, g)
@@ -96,10 +96,7 @@ class Trainer:
         self.seg = self.nce_heads = self.opt_seg = None
         self.nce_layers: tuple[int, ...] = ()
         if lw.nce > 0:
-            n = len(self.gen_sim.enc.net)
-            self.nce_layers = tuple(range(m.n_downsample + 1)) + (n - 1,)
-            chans = [m.gen_dim * 2 ** i for i in range(m.n_downsample + 1)]
-            chans.append(m.content_channels or m.gen_dim * 2 ** m.n_downsample)
+            self.nce_layers, chans = nce_spec(m)
             self.nce_heads = PatchHeads(chans)
             init_weights(self.nce_heads, g, "normal")
         if lw.semantic > 0:
