@@ -1,4 +1,4 @@
-"""Render speed and memory: prints the figures quoted in the README ("Speed and memory").
+"""Render speed and memory: prints the figures quoted in docs/results.md ("Speed").
 
     python benchmarks/bench_render.py                      # speed at 452x256 + memory run
     python benchmarks/bench_render.py --samples 12 --memory-samples 200 --set render.samples=8

@@ -1,4 +1,4 @@
-"""Instrument figures quoted in the README: placement rate per preset, and how well label
+"""Instrument figures quoted in docs/results.md: placement rate per preset, and how well label
 normals agree with normals derived from depth and K, per class.
 
     python benchmarks/instrument_checks.py placement                # 50 samples of each shipped preset

@@ -1,4 +1,4 @@
-"""Colour realism of a render set against real frames: the README's appearance figures.
+"""Colour realism of a render set against real frames: the figures of docs/results.md ("Renders against real frames").
 
     python benchmarks/realism.py --renders out/r256 --real ../shared/data/real/endoscapes-dev \
         [--map gallbladder=5,tool=6] [--sheet out/sheet.png] [--rows 6]

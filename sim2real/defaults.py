@@ -49,7 +49,7 @@ def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bu
 
 
 # Gallbladder and instrument colours and the light power were fitted by `sim2real calibrate`
-# against ../shared/data/real/endoscapes-dev (see README "Appearance figures").
+# against ../shared/data/real/endoscapes-dev (see docs/results.md, "Renders against real frames").
 SCHEMA: dict[str, dict[str, F]] = {
     "scene": {
         "name": F("default", "str"),

@@ -2,7 +2,7 @@
 
     blender -b -P sim2real/render.py -- --preset default --out DIR --count N --seed S
     python sim2real/render.py --preset default --out DIR --count N      (with the bpy module)
-    blender my_scene.blend -b -P sim2real/render.py -- --out DIR --count N   (see README)
+    blender my_scene.blend -b -P sim2real/render.py -- --out DIR --count N   (see docs/rendering.md)
 
 Uses argparse, not click, so it runs in Blender's bundled Python with nothing installed.
 """

@@ -1,6 +1,6 @@
 """The data-set format: writer, reader, verify and a torch ``Dataset``.
 
-Layout (documented in README "Data set format")::
+Layout (documented in docs/dataset-format.md)::
 
     DIR/dataset.json            format, version, kind, class table, conventions, config
     DIR/samples/<id>/image.png          sRGB uint8 (H, W, 3)
@@ -314,7 +314,7 @@ def class_pixel_counts(seg: np.ndarray, table: ClassTable) -> dict[str, int]:
     return {c.name: int(counts[c.id]) for c in table}
 
 
-# What every sample's meta.json holds (README "Data set format"); verify checks their shape.
+# What every sample's meta.json holds (docs/dataset-format.md); verify checks their shape.
 REQUIRED_META = ("index", "seed", "resolution", "camera", "instances", "class_pixel_counts")
 
 
