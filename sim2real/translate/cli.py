@@ -236,8 +236,8 @@ def translate_cmd(checkpoint, method, real, videos, exclude_videos, beta, data, 
         _colour(data, real, _video_filter(videos, exclude_videos), out, k, seed, parse_shard(shard), method, beta)
         return
     if videos is not None or exclude_videos is not None:
-        raise Sim2RealError("--videos/--exclude-videos select real frames for --method colour/fourier; the translator's "
-                            "real videos are chosen when it is trained ('sim2real train --videos')")
+        raise Sim2RealError("--videos/--exclude-videos select real frames for --method colour/fourier; the "
+                            "translator's real videos are chosen when it is trained ('sim2real train --videos')")
     if checkpoint is None:
         raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
     opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
@@ -277,14 +277,12 @@ def _colour(data, real, video_filter, out, k, seed, shard, method="colour", beta
     beta = check_beta(DEFAULT_BETA if beta is None else beta)
     i, n = shard
     mine = len(range(i, len(open_renders(data, f"{method}-transfer")), n))  # checked before reading real frames
-    if method == "fourier":
-        refs = RealSpectra(list(real), **video_filter)
-        run = lambda bar: fourier_dataset(data, refs, out, k=k, seed=seed, beta=beta, progress=bar, shard=shard)  # noqa: E731
-    else:
-        refs = RealColours(list(real), **video_filter)
-        run = lambda bar: colour_dataset(data, refs, out, k=k, seed=seed, progress=bar, shard=shard)  # noqa: E731
+    refs = (RealSpectra if method == "fourier" else RealColours)(list(real), **video_filter)
     with Progress(mine * k, method if n == 1 else f"{method} {i}/{n}", "variants") as bar:
-        summary = run(bar)
+        if method == "fourier":
+            summary = fourier_dataset(data, refs, out, k=k, seed=seed, beta=beta, progress=bar, shard=shard)
+        else:
+            summary = colour_dataset(data, refs, out, k=k, seed=seed, progress=bar, shard=shard)
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
