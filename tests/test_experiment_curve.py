@@ -98,9 +98,11 @@ def test_curve_nested_held_out_pretrained_and_reported(setup):
     calls.clear()
     again = _run(cfg, out)
     assert calls == [] and again["curve"]["points"] == curve["points"]
-    # a new point: only its runs are trained, and its subset nests with the others
     from sim2real.segment.experiment import ExperimentConfig
 
+    plain = _run(ExperimentConfig(**{**cfg.__dict__, "curve": ()}), out)  # a call without --curve still reports it
+    assert calls == [] and plain["curve"]["points"] == curve["points"] and plain["curve"]["pretrain_arm"] == pre
+    # a new point: only its runs are trained, and its subset nests with the others
     calls.clear()
     more = _run(ExperimentConfig(**{**cfg.__dict__, "curve": (1, 2, 3, 4)}), out)
     assert sorted({c["dir"].split("/curve/")[1].split("/")[0] for c in calls}) == ["n3_pre-" + pre, "n3_real"]

@@ -170,6 +170,8 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
                     fit(items, run_dir, seed, cfg.finetune_steps, init=init_dir / CHECKPOINT_NAME, overlays=0)
 
     result = collect(out, cfg, split)
+    if pre is None:  # points on disk from earlier calls are shown against the arm chosen now
+        pre = cfg.pretrain_arm or best_zero_label_arm(result["arms"], classes)
     result["curve"] = collect_curve(out, cfg, order, pre)
     if result["curve"]["points"]:
         from .curveplot import curve_png
