@@ -168,8 +168,10 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--translated", type=click.Path(), default=None, help="Translated data set for arms (b) and (d).")
 @click.option("--colour", type=click.Path(), default=None,
               help="Colour-transferred data set ('translate --method colour') for arm (e).")
+@click.option("--fourier", type=click.Path(), default=None,
+              help="Fourier-transferred data set ('translate --method fourier') for arm (f).")
 @click.option("--out", required=True, type=click.Path(), help="Experiment folder (one sub-folder per arm, report.*).")
-@click.option("--arms", default="a,e,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
+@click.option("--arms", default="a,e,f,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
 @click.option("--train-videos", type=int, default=4, show_default=True, help="Real videos labelled for (c)/(d).")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Training seeds (comma list); results are averaged.")
@@ -182,9 +184,15 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--threads", type=int, default=None)
 @click.option("--realism/--no-realism", default=True, show_default=True,
               help="Two-sample accuracy of each arm's training set against the held-out real frames.")
-def experiment_cmd(real, real_map, render, translated, colour, out, arms, train_videos, split_seed, seeds, size, steps,
-                   finetune_steps, batch, base, device, threads, realism):
-    """The paper's comparison: (a) renders, (e) colour transfer, (b) translated, (c) few real videos, (d) (b) then (c)."""
+@click.option("--curve", default=None, metavar="LIST",
+              help="Label-efficiency curve: real labels of this many training videos (nested subsets), e.g. 1,2,4,8; "
+                   "each from scratch and fine-tuned from --pretrain-arm.")
+@click.option("--pretrain-arm", type=click.Choice(["a", "b", "e", "f"]), default=None,
+              help="The curve's pre-training arm (default: the zero-label arm with the best mean Dice run so far).")
+def experiment_cmd(real, real_map, render, translated, colour, fourier, out, arms, train_videos, split_seed, seeds,
+                   size, steps, finetune_steps, batch, base, device, threads, realism, curve, pretrain_arm):
+    """The paper's comparison: (a) renders, (e) colour / (f) Fourier transfer, (b) translated, (c) few real videos,
+    (d) (b) then (c); with --curve, real-label counts with and without pre-training."""
     from .experiment import ExperimentConfig, run_experiment
 
     _threads(threads)
@@ -192,10 +200,14 @@ def experiment_cmd(real, real_map, render, translated, colour, out, arms, train_
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise Sim2RealError(f"--seeds {seeds!r}: expected integers, e.g. 0,1") from None
+    try:
+        curve_list = [int(s) for s in (curve or "").split(",") if s.strip()]
+    except ValueError:
+        raise Sim2RealError(f"--curve {curve!r}: expected numbers of videos, e.g. 1,2,4,8") from None
     cfg = ExperimentConfig(real=real, real_map=real_map, render=render, translated=translated, colour=colour,
-                           train_videos=train_videos, split_seed=split_seed, seeds=tuple(seed_list),
+                           fourier=fourier, train_videos=train_videos, split_seed=split_seed, seeds=tuple(seed_list),
                            size=_size(size), steps=steps, finetune_steps=finetune_steps or steps,
-                           batch=batch, base=base)
+                           batch=batch, base=base, curve=tuple(curve_list), pretrain_arm=pretrain_arm)
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     report = run_experiment(cfg, out, arm_list, device=device, log=lambda m: click.echo(m, err=True),
                             realism=realism)

@@ -3,10 +3,16 @@
 Segmenters for the chosen classes (gallbladder, tool) are trained on
 (a) untranslated renders, (b) translated renders, (c) real labelled frames of a few
 videos, (d) (b)'s model fine-tuned on (c)'s frames, and all are scored on the held-out
-videos of the real folder (split by video, never by frame). Each arm lives in
+videos of the real folder (split by video, never by frame); (e) and (f) are the
+no-training baselines (colour and Fourier transfer). Each arm lives in
 ``OUT/<arm>/seed<k>/`` (checkpoint, train.json, eval.json/txt, overlays/); finished arms
 are reused, so arms can be run as their data appear. ``OUT/report.json`` and
 ``OUT/report.md`` always describe every arm found on disk.
+
+The label-efficiency curve (``curve``) trains on the real labels of 1, 2, 4, ... of the
+training videos (nested, seeded subsets: each holds the smaller ones), each from scratch
+and fine-tuned from a zero-label arm's checkpoint; its points live in
+``OUT/curve/n<videos>_real/seed<k>/`` and ``OUT/curve/n<videos>_pre-<arm>/seed<k>/``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from .train import TrainConfig
 ARMS = {
     "a": "untranslated renders (0 real labels)",
     "e": "colour-transferred renders (0 real labels)",
+    "f": "Fourier-transferred renders (0 real labels)",
     "b": "translated renders (0 real labels)",
     "c": "real labelled frames of the training videos",
     "d": "(b) pre-training, fine-tuned on (c)'s frames",
@@ -39,6 +46,7 @@ class ExperimentConfig:
     render: str | None = None
     translated: str | None = None
     colour: str | None = None
+    fourier: str | None = None
     classes: tuple[str, ...] = DEFAULT_CLASSES
     train_videos: int = 4
     split_seed: int = 0
@@ -48,6 +56,13 @@ class ExperimentConfig:
     finetune_steps: int = 600
     batch: int = 8
     base: int = 16
+    curve: tuple[int, ...] = ()          # real training videos per point of the label-efficiency curve
+    pretrain_arm: str | None = None      # the curve's pre-training arm (None: the best zero-label arm run)
+
+
+ZERO_LABEL_ARMS = ("a", "e", "f", "b")
+# settings that may differ between calls into one folder (data sets appear; every run records its sources)
+MAY_CHANGE = ("render", "translated", "colour", "fourier", "curve", "pretrain_arm")
 
 
 def _train_cfg(cfg: ExperimentConfig, seed: int, steps: int) -> TrainConfig:
@@ -80,15 +95,34 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
     _check_same(out / "split.json", split, "video split (--train-videos/--split-seed/--real)")
     write_json_atomic(out / "split.json", split)
     # data sets may be added as they appear (each run records its own sources)
-    _check_same(out / "experiment.json", _settings(cfg), "settings", skip=("render", "translated", "colour"))
+    _check_same(out / "experiment.json", _settings(cfg), "settings", skip=MAY_CHANGE)
+    order = curve_order(train_v, cfg.split_seed)
+    check_curve(cfg, train_v)
     write_json_atomic(out / "experiment.json", _settings(cfg))
 
-    data_for = {"a": cfg.render, "b": cfg.translated, "e": cfg.colour}
-    flag = {"a": "--render", "b": "--translated", "e": "--colour"}
+    def fit(items, run_dir, seed, steps, init=None, overlays=2):
+        log(f"{run_dir.relative_to(out)}: training on {len(items)} images, {steps} steps")
+        t0 = time.perf_counter()
+        summary = train(items, run_dir, _train_cfg(cfg, seed, steps), init=init, resume=True,
+                        overrides={"steps": steps}, device=device, progress=progress)
+        summary["experiment_wall_s"] = round(time.perf_counter() - t0, 2)
+        write_json_atomic(run_dir / "train.json", summary)
+        seg = Segmenter.load(run_dir / CHECKPOINT_NAME, device)
+        t0 = time.perf_counter()
+        report = evaluate(seg, real_test, batch=8)
+        report["eval_wall_s"] = round(time.perf_counter() - t0, 2)
+        if overlays:
+            report["overlays"] = write_overlays(seg, real_test, report, run_dir / "overlays", overlays)
+        write_report(report, run_dir)
+        d = report["overall"]
+        log(f"{run_dir.relative_to(out)}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
+
+    data_for = {"a": cfg.render, "b": cfg.translated, "e": cfg.colour, "f": cfg.fourier}
+    flag = {"a": "--render", "b": "--translated", "e": "--colour", "f": "--fourier"}
     for arm in [a for a in ARMS if a in arms]:
         for seed in cfg.seeds:
             run_dir = out / arm / f"seed{seed}"
-            if (run_dir / "eval.json").is_file() and (run_dir / "train.json").is_file():
+            if _finished(run_dir):
                 log(f"arm ({arm}) seed {seed}: done earlier, reused")
                 continue
             init = None
@@ -106,23 +140,46 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
                     log(f"arm (d) seed {seed}: skipped, arm (b) has not finished for this seed")
                     continue
                 items, steps = real_train, cfg.finetune_steps
-            log(f"arm ({arm}) seed {seed}: training on {len(items)} images, {steps} steps")
-            t0 = time.perf_counter()
-            summary = train(items, run_dir, _train_cfg(cfg, seed, steps), init=init, resume=True,
-                            overrides={"steps": steps}, device=device, progress=progress)
-            train_wall = time.perf_counter() - t0
-            summary["experiment_wall_s"] = round(train_wall, 2)
-            write_json_atomic(run_dir / "train.json", summary)
-            seg = Segmenter.load(run_dir / CHECKPOINT_NAME, device)
-            t0 = time.perf_counter()
-            report = evaluate(seg, real_test, batch=8)
-            report["eval_wall_s"] = round(time.perf_counter() - t0, 2)
-            report["overlays"] = write_overlays(seg, real_test, report, run_dir / "overlays", 2)
-            write_report(report, run_dir)
-            d = report["overall"]
-            log(f"arm ({arm}) seed {seed}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
+            fit(items, run_dir, seed, steps, init)
+
+    pre = None
+    if cfg.curve:
+        arms_done = collect(out, cfg, split)["arms"]
+        pre = cfg.pretrain_arm or best_zero_label_arm(arms_done, classes)
+        if pre is None:
+            log("curve: no zero-label arm has finished; only the real-only points are trained")
+        for n in sorted(set(cfg.curve)):
+            subset = set(order[:n])
+            items = [it for it in real_train if it.video in subset]
+            for seed in cfg.seeds:
+                run_dir = out / "curve" / f"n{n}_real" / f"seed{seed}"
+                if _finished(run_dir):
+                    log(f"curve {n} video(s), real only, seed {seed}: done earlier, reused")
+                else:
+                    fit(items, run_dir, seed, cfg.steps, overlays=0)
+                if pre is None:
+                    continue
+                init_dir = out / pre / f"seed{seed}"
+                run_dir = out / "curve" / f"n{n}_pre-{pre}" / f"seed{seed}"
+                if _finished(run_dir):
+                    log(f"curve {n} video(s), pre-trained on ({pre}), seed {seed}: done earlier, reused")
+                elif not (init_dir / "train.json").is_file():
+                    log(f"curve {n} video(s), pre-trained on ({pre}), seed {seed}: skipped, arm ({pre}) has not "
+                        f"finished for this seed")
+                else:
+                    fit(items, run_dir, seed, cfg.finetune_steps, init=init_dir / CHECKPOINT_NAME, overlays=0)
 
     result = collect(out, cfg, split)
+    if pre is None:  # points on disk from earlier calls are shown against the arm chosen now
+        pre = cfg.pretrain_arm or best_zero_label_arm(result["arms"], classes)
+    result["curve"] = collect_curve(out, cfg, order, pre)
+    if result["curve"]["points"]:
+        from .curveplot import curve_png
+
+        from ..io import write_png
+
+        write_png(out / "curve.png", curve_png(result["curve"], classes))
+        result["curve"]["plot"] = "curve.png"
     result["held_out_seen"] = held_out_seen(cfg, test_v)
     for arm, seen in result["held_out_seen"].items():
         if seen["videos"]:
@@ -167,7 +224,7 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
         return torch.stack([_cls_pair(it.load()[0]) for it in items]), [it.video for it in items]
 
     real_x, real_k = None, None
-    sources = {"a": cfg.render, "e": cfg.colour, "b": cfg.translated, "c": "real:train-videos"}
+    sources = {"a": cfg.render, "e": cfg.colour, "f": cfg.fourier, "b": cfg.translated, "c": "real:train-videos"}
     result = {}
     for arm, src in sources.items():
         if not src:
@@ -201,7 +258,8 @@ def held_out_seen(cfg: ExperimentConfig, test_videos: list[str]) -> dict:
     from ..dataset.format import open_dataset
 
     seen = {}
-    for arm, path, what in (("e", cfg.colour, "the colour transfer"), ("b", cfg.translated, "the translator")):
+    for arm, path, what in (("e", cfg.colour, "the colour transfer"), ("f", cfg.fourier, "the Fourier transfer"),
+                            ("b", cfg.translated, "the translator")):
         if not path:
             continue
         recorded = open_dataset(path).info.get("translation", {}).get("real_videos")
@@ -217,7 +275,8 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
     from ..dataset.format import open_dataset
 
     stats = {"real": domain_stats(real, classes, cfg.size)}
-    for name, path in (("render", cfg.render), ("colour", cfg.colour), ("translated", cfg.translated)):
+    for name, path in (("render", cfg.render), ("colour", cfg.colour), ("fourier", cfg.fourier),
+                       ("translated", cfg.translated)):
         if path:
             stats[name] = domain_stats(sim_items(path, classes), classes, cfg.size)
     if cfg.translated:
@@ -232,8 +291,73 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
 def _settings(cfg: ExperimentConfig) -> dict:
     d = asdict(cfg)
     d.pop("seeds")  # seeds may be added later
-    d["classes"], d["size"] = list(cfg.classes), list(cfg.size)
+    d["classes"], d["size"], d["curve"] = list(cfg.classes), list(cfg.size), list(cfg.curve)
     return d
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "eval.json").is_file() and (run_dir / "train.json").is_file()
+
+
+def curve_order(train_videos: list[str], split_seed: int) -> list[str]:
+    """The training videos in the seeded order the curve takes them: point ``n`` uses the
+    first ``n``, so every subset holds the smaller ones (1 in 2 in 4 in 8)."""
+    perm = np.random.default_rng([int(split_seed), 0x5C]).permutation(len(train_videos))
+    return [train_videos[i] for i in perm]
+
+
+def check_curve(cfg: ExperimentConfig, train_videos: list[str]) -> None:
+    if any(int(n) < 1 for n in cfg.curve):
+        raise Sim2RealError(f"--curve {','.join(map(str, cfg.curve))}: each point is a number of videos >= 1")
+    too_many = [n for n in cfg.curve if n > len(train_videos)]
+    if too_many:
+        raise Sim2RealError(f"--curve {','.join(map(str, cfg.curve))}: the experiment has {len(train_videos)} "
+                            f"training video(s), not {max(too_many)}; raise --train-videos or drop the larger points")
+    if cfg.pretrain_arm is not None and cfg.pretrain_arm not in ZERO_LABEL_ARMS:
+        raise Sim2RealError(f"--pretrain-arm {cfg.pretrain_arm}: choose a zero-label arm "
+                            f"({', '.join(ZERO_LABEL_ARMS)})")
+
+
+def best_zero_label_arm(arms: dict, classes) -> str | None:
+    """The finished zero-label arm with the best mean Dice over ``classes`` (None: none finished)."""
+    scores = {a: float(np.mean([arms[a]["mean"][c]["dice"] for c in classes]))
+              for a in ZERO_LABEL_ARMS if arms.get(a, {}).get("runs")}
+    return max(scores, key=lambda a: (scores[a], -ZERO_LABEL_ARMS.index(a))) if scores else None
+
+
+def collect_curve(out, cfg: ExperimentConfig, order: list[str], pretrain_arm: str | None) -> dict:
+    """Every finished point of the label-efficiency curve under ``out/curve``, with its
+    per-seed results, mean and std, and its gain over real-only training of the same videos."""
+    from ..io import read_json
+
+    points = []
+    root = Path(out) / "curve"
+    for point_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        name, _, pre = point_dir.name.partition("_")
+        if not (name.startswith("n") and name[1:].isdigit() and (pre == "real" or pre.startswith("pre-"))):
+            continue
+        runs = []
+        for run_dir in sorted(point_dir.glob("seed*")):
+            if _finished(run_dir):
+                ev, tr = read_json(run_dir / "eval.json"), read_json(run_dir / "train.json")
+                runs.append({"seed": tr["config"]["seed"], "steps": tr["step"], "train_images": tr["data"]["n_images"],
+                             "train_wall_s": tr["wall_s"], "init_from": None, "overall": ev["overall"],
+                             "dir": str(run_dir)})
+        if not runs:
+            continue
+        n = int(name[1:])
+        p = {"n_videos": n, "videos": order[:n], "pretrain": None if pre == "real" else pre[4:], "runs": runs,
+             "mean": {c: _mean([r["overall"][c]["dice"] for r in runs]) for c in cfg.classes},
+             "std": {c: float(np.std([r["overall"][c]["dice"] for r in runs])) for c in cfg.classes}}
+        points.append(p)
+    points.sort(key=lambda p: (p["n_videos"], p["pretrain"] or ""))
+    base = {p["n_videos"]: p for p in points if p["pretrain"] is None}
+    for p in points:
+        b = base.get(p["n_videos"])
+        if p["pretrain"] is not None and b is not None:
+            p["gain"] = {c: p["mean"][c] - b["mean"][c] for c in cfg.classes}
+    return {"order": order, "requested": sorted(set(cfg.curve)), "pretrain_arm": pretrain_arm,
+            "pretrain_choice": "given" if cfg.pretrain_arm else "best zero-label arm", "points": points}
 
 
 def _check_same(path: Path, new: dict, what: str, skip=()) -> None:
@@ -326,6 +450,7 @@ def to_markdown(result: dict) -> str:
                       f"{len(seen['videos'])} held-out video(s): {', '.join(seen['videos'])}.**"]
         else:
             lines += ["", f"({arm}): {seen['what']} saw no held-out video (real frames of the training videos only)."]
+    lines += curve_markdown(result.get("curve"), classes)
     if realism:
         lines += ["", "Two-sample accuracy: a small CNN trained from scratch to tell the arm's training images from "
                   "the held-out real frames (half of each side to train, split by video/render; 0.5 = "
@@ -342,6 +467,32 @@ def to_markdown(result: dict) -> str:
     lines += ["", f"torch {t.get('version', '?')}, {t.get('threads', '?')} thread(s), device {t.get('device', '?')}; "
               f"{result['machine']['cpus']} CPUs ({result['machine']['platform']})."]
     return "\n".join(lines)
+
+
+def curve_markdown(curve: dict | None, classes: list[str]) -> list[str]:
+    """The label-efficiency table (and plot link) of :func:`collect_curve`'s result."""
+    if not curve or not curve["points"]:
+        return []
+    lines = ["", "## Label-efficiency curve", "",
+             f"Real labels of the first n training videos in the seeded order {', '.join(curve['order'])} "
+             f"(each subset holds the smaller ones; no held-out video), from scratch ('real only') and fine-tuned "
+             f"from a zero-label arm's checkpoint (the pre-training arm"
+             + (f" ({curve['pretrain_arm']}), {curve['pretrain_choice']})." if curve["pretrain_arm"] else ").")
+             + " Dice pooled over the held-out frames; mean ± std over seeds.", "",
+             "| real videos | labelled frames | pre-training | seeds | " + " | ".join(f"{c} Dice" for c in classes)
+             + " | gain over real only (" + " / ".join(classes) + ") |",
+             "|---|---|---|---|" + "---|" * len(classes) + "---|"]
+    for p in curve["points"]:
+        cells = [_fmt(p["mean"][c]) + (f" ± {p['std'][c]:.3f}" if len(p["runs"]) > 1 else "") for c in classes]
+        gain = " / ".join(f"{p['gain'][c]:+.3f}" for c in classes) if "gain" in p else "-"
+        what = "none (real only)" if p["pretrain"] is None else f"({p['pretrain']}) {ARMS[p['pretrain']]}"
+        lines.append(f"| {p['n_videos']} | {p['runs'][0]['train_images']} | {what} | "
+                     f"{','.join(str(r['seed']) for r in p['runs'])} | " + " | ".join(cells) + f" | {gain} |")
+    if curve.get("plot"):
+        from .curveplot import legend_text
+
+        lines += ["", f"![label-efficiency curve]({curve['plot']})", "", legend_text(classes, curve["pretrain_arm"])]
+    return lines
 
 
 def _fmt(x) -> str:

@@ -194,13 +194,19 @@ def export_cmd(run, out):
 @click.command("translate")
 @click.option("--checkpoint", default=None, type=click.Path(path_type=Path),
               help="Run folder, its checkpoint.pt, or an exported translator.pt (--method translator).")
-@click.option("--method", type=click.Choice(["translator", "colour"]), default="translator", show_default=True,
-              help="translator: the trained network; colour: no training, CIELAB mean/std of random --real frames.")
+@click.option("--method", type=click.Choice(["translator", "colour", "fourier"]), default="translator",
+              show_default=True, help="translator: the trained network; colour: no training, CIELAB mean/std of "
+              "random --real frames; fourier: no training, their low-frequency Fourier amplitude (FDA).")
 @click.option("--real", "real", multiple=True, type=click.Path(path_type=Path),
-              help="Real frames (files or folders) whose colours --method colour takes; repeatable.")
+              help="Real frames (files or folders) whose colours --method colour/fourier takes; repeatable.")
 @click.option("--videos", default=None, metavar="LIST|@SPLIT",
-              help="--method colour: only these real videos (comma list, or @OUT/split.json of 'sim2real experiment').")
-@click.option("--exclude-videos", default=None, metavar="LIST", help="--method colour: leave these real videos out.")
+              help="--method colour/fourier: only these real videos (comma list, or @OUT/split.json of "
+                   "'sim2real experiment').")
+@click.option("--exclude-videos", default=None, metavar="LIST",
+              help="--method colour/fourier: leave these real videos out.")
+@click.option("--beta", type=float, default=None,
+              help="--method fourier: half-width of the swapped low band as a fraction of the short side "
+                   "(default 0.05; the paper uses 0.01-0.09; 0 = the render unchanged).")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Rendered data set to translate.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output data set folder.")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Variants per render.")
@@ -227,7 +233,7 @@ def export_cmd(run, out):
 @click.option("--io-threads", type=int, default=2, show_default=True,
               help="Threads reading renders and writing variants while the model works (0 = none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k, seed, synchronized, style_from,
+def translate_cmd(checkpoint, method, real, videos, exclude_videos, beta, data, out, k, seed, synchronized, style_from,
                   batch, device, precision, min_structure, max_redraws, keep_fov, segmenter, min_consistency, shard,
                   io_threads, threads):
     """Translate every render into K realistic variants; labels are carried over byte for byte."""
@@ -241,12 +247,14 @@ def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k
 
     if threads:
         torch.set_num_threads(threads)
-    if method == "colour":
-        _colour(data, real, _video_filter(videos, exclude_videos), out, k, seed, parse_shard(shard))
+    if beta is not None and method != "fourier":
+        raise Sim2RealError(f"--beta is the band of --method fourier; drop it for --method {method}")
+    if method in ("colour", "fourier"):
+        _colour(data, real, _video_filter(videos, exclude_videos), out, k, seed, parse_shard(shard), method, beta)
         return
     if videos is not None or exclude_videos is not None:
-        raise Sim2RealError("--videos/--exclude-videos select real frames for --method colour; the translator's "
-                            "real videos are chosen when it is trained ('sim2real train --videos')")
+        raise Sim2RealError("--videos/--exclude-videos select real frames for --method colour/fourier; the "
+                            "translator's real videos are chosen when it is trained ('sim2real train --videos')")
     if checkpoint is None:
         raise Sim2RealError("--checkpoint is required with --method translator (or use --method colour --real DIR)")
     opts = TranslateOptions(checkpoint, data, out, k=k, seed=seed, synchronized=synchronized,
@@ -272,21 +280,26 @@ def translate_cmd(checkpoint, method, real, videos, exclude_videos, data, out, k
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 
 
-def _colour(data, real, video_filter, out, k, seed, shard):
-    """--method colour: the no-training baseline (see :mod:`.colour`)."""
+def _colour(data, real, video_filter, out, k, seed, shard, method="colour", beta=None):
+    """--method colour / fourier: the no-training baselines (see :mod:`.colour`, :mod:`.fourier`)."""
     from ..dataset.format import open_renders
     from ..progress import Progress
     from .colour import RealColours, colour_dataset
+    from .fourier import DEFAULT_BETA, RealSpectra, check_beta, fourier_dataset
 
     if not real:
-        raise Sim2RealError("--method colour needs --real DIR (real frames whose colours the renders take)")
+        raise Sim2RealError(f"--method {method} needs --real DIR (real frames whose colours the renders take)")
     if k < 1:
         raise Sim2RealError(f"-k must be >= 1, got {k}")
+    beta = check_beta(DEFAULT_BETA if beta is None else beta)
     i, n = shard
-    mine = len(range(i, len(open_renders(data, "colour-transfer")), n))  # checked before measuring real frames
-    colours = RealColours(list(real), **video_filter)
-    with Progress(mine * k, "colour" if n == 1 else f"colour {i}/{n}", "variants") as bar:
-        summary = colour_dataset(data, colours, out, k=k, seed=seed, progress=bar, shard=shard)
+    mine = len(range(i, len(open_renders(data, f"{method}-transfer")), n))  # checked before reading real frames
+    refs = (RealSpectra if method == "fourier" else RealColours)(list(real), **video_filter)
+    with Progress(mine * k, method if n == 1 else f"{method} {i}/{n}", "variants") as bar:
+        if method == "fourier":
+            summary = fourier_dataset(data, refs, out, k=k, seed=seed, beta=beta, progress=bar, shard=shard)
+        else:
+            summary = colour_dataset(data, refs, out, k=k, seed=seed, progress=bar, shard=shard)
     click.echo(f"{summary['variants_written']} variants written, {summary['variants_skipped']} already there; "
                f"labels: {summary['links']} hard links, {summary['copies']} copies -> {out}")
 

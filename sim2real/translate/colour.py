@@ -61,24 +61,34 @@ def render_fov(sample, img: np.ndarray) -> np.ndarray:
     return ~black
 
 
+def usable_real_frames(paths, videos: list[str] | None = None, exclude_videos: list[str] | None = None,
+                       method: str = "colour"):
+    """Yield (path, frame at half resolution) of every real frame under ``paths`` (of the
+    ``videos`` given / not of ``exclude_videos``) with a field of view of >= 64 pixels there;
+    the selection every no-training method (``--method colour|fourier``) draws from."""
+    images, videos = find_real_files(paths, videos, exclude_videos)
+    if videos:
+        raise DatasetError(f"--real for --method {method} takes images, not videos ({videos[0]}); "
+                           f"extract frames first")
+    found = False
+    for p in images:
+        img = _read(p, "real frame")[::2, ::2]  # selection and statistics need no full resolution
+        if real_fov(img).sum() >= 64:
+            found = True
+            yield p, img
+    if not found:
+        raise DatasetError(f"every real frame under {', '.join(map(str, paths))} is black; pass real frames")
+
+
 class RealColours:
     """CIELAB statistics of every real frame, measured once inside its field of view."""
 
     def __init__(self, paths, progress=None, videos: list[str] | None = None,
                  exclude_videos: list[str] | None = None):
-        images, videos = find_real_files(paths, videos, exclude_videos)
-        if videos:
-            raise DatasetError(f"--real for --method colour takes images, not videos ({videos[0]}); "
-                               f"extract frames first")
         self.names, stats = [], []
-        for p in images:
-            img = _read(p, "real frame")[::2, ::2]  # statistics need no full resolution
-            m = real_fov(img)
-            if m.sum() >= 64:
-                self.names.append(str(p))
-                stats.append(lab_stats(img, m))
-        if not stats:
-            raise DatasetError(f"every real frame under {', '.join(map(str, paths))} is black; pass real frames")
+        for p, img in usable_real_frames(paths, videos, exclude_videos, "colour"):
+            self.names.append(str(p))
+            stats.append(lab_stats(img, real_fov(img)))
         self.stats = np.stack(stats)
 
     def __len__(self) -> int:
@@ -100,28 +110,46 @@ def colour_dataset(data, real, out, k: int = 5, seed: int = 0, progress=None, sh
     colours = real if isinstance(real, RealColours) else RealColours(real)
     settings = {"method": "colour", "space": "CIELAB", "k": k, "seed": seed, "real": colours.names,
                 "max_gain": MAX_GAIN, "real_black": REAL_BLACK, "keep_fov": True}
-    writer = open_translation(out, src, {**settings, "real_videos": videos_seen(colours.names)}, settings)
+
+    def variant(sample, img, inside, pick, j):
+        st = colours.stats[pick]
+        return transfer(img, st, inside), {"lab_mean": [round(float(v), 4) for v in st[0]],
+                                           "lab_std": [round(float(v), 4) for v in st[1]]}
+
+    return write_reference_variants(src, out, settings, colours.names, variant, k, seed, progress, shard)
+
+
+def write_reference_variants(src, out, settings: dict, names: list[str], variant, k: int, seed: int,
+                             progress=None, shard=(0, 1)) -> dict:
+    """The writing loop of every no-training method: ``k`` variants of each render of ``src``.
+
+    Variant ``j`` of the render at position ``index`` takes the real frame
+    ``names[pick]``, ``pick`` drawn by ``numpy.random.default_rng([seed, index, 0xC0])``
+    (the same frames for every method given the same real frames and seed);
+    ``variant(sample, image, inside, pick, j)`` returns its uint8 image and extra record
+    fields. Labels are hard links (copies where links fail); finished variants are skipped;
+    ``shard`` ``(i, n)``: only renders whose position % n == i.
+    """
+    writer = open_translation(out, src, {**settings, "real_videos": videos_seen(names)}, settings)
     summary = {"sources": len(src), "variants_written": 0, "variants_skipped": 0, "links": 0, "copies": 0}
     todo, summary["variants_skipped"] = missing_variants(src, writer, k, shard)
     if progress is not None and summary["variants_skipped"]:
         progress.update(summary["variants_skipped"])
     for index, sid in todo:
-        names = [variant_id(sid, j) for j in range(k)]
+        vids = [variant_id(sid, j) for j in range(k)]
         sample = src.sample(sid)
         img = sample.image()
         inside = render_fov(sample, img)
         rng = np.random.default_rng([int(seed), int(index), 0xC0])
-        picks = rng.integers(len(colours), size=k)
-        for j, name in enumerate(names):
-            if writer.has(name):
+        picks = rng.integers(len(names), size=k)
+        for j, vid in enumerate(vids):
+            if writer.has(vid):
                 summary["variants_skipped"] += 1
                 continue
-            y = transfer(img, colours.stats[picks[j]], inside)
-            record = {"source_id": sample.id, "style_index": j, "method": "colour",
-                      "style_origin": f"reference:{colours.names[picks[j]]}",
-                      "lab_mean": [round(float(v), 4) for v in colours.stats[picks[j]][0]],
-                      "lab_std": [round(float(v), 4) for v in colours.stats[picks[j]][1]], "seed": seed}
-            counts = writer.write_variant(sample, name, y, record)
+            y, extra = variant(sample, img, inside, int(picks[j]), j)
+            record = {"source_id": sample.id, "style_index": j, "method": settings["method"],
+                      "style_origin": f"reference:{names[picks[j]]}", **extra, "seed": seed}
+            counts = writer.write_variant(sample, vid, y, record)
             summary["links"] += counts["links"]
             summary["copies"] += counts["copies"]
             summary["variants_written"] += 1
