@@ -90,7 +90,7 @@ def image_diff(bare_png: Path, sample_dir: Path, desc) -> float:
     import numpy as np
 
     from sim2real.io import read_png
-    from sim2real.rendering.postprocess import fov_mask
+    from sim2real.imaging.postprocess import fov_mask
 
     a, b = read_png(bare_png)[..., :3].astype(int), read_png(sample_dir / "image.png").astype(int)
     inside = fov_mask(desc.camera.width, desc.camera.height, desc.render.fov_mask)
@@ -103,8 +103,8 @@ def speed(args, tmp: Path) -> None:
     import sim2real.dataset.format as dataset_format
     import sim2real.io
     import sim2real.io.exr
-    import sim2real.rendering.camera_effects as camera_effects
-    import sim2real.rendering.postprocess as postprocess
+    import sim2real.imaging.camera_effects as camera_effects
+    import sim2real.imaging.postprocess as postprocess
     from sim2real.blender.renderer import BlenderRenderer
     from sim2real.rendering.job import RenderJob, parse_set, render_indices
     from sim2real.scene.sampler import Sampler

@@ -105,3 +105,22 @@ class ClassTable:
 
 
 DEFAULT_TABLE = ClassTable()
+
+IGNORE_ID = 255  # training id of pixels a loss or metric skips (segmentation is uint8)
+
+
+def group_lut(groups: list[list[int]], ignore: tuple[int, ...] = ()):
+    """A (256,) uint8 lookup table raw label value -> training id.
+
+    Values in ``groups[i]`` map to ``i + 1``, values in ``ignore`` to :data:`IGNORE_ID`,
+    every other value to 0 (background). A value both grouped and ignored is grouped.
+    """
+    import numpy as np
+
+    lut = np.zeros(256, np.uint8)
+    for v in ignore:
+        lut[v] = IGNORE_ID
+    for i, values in enumerate(groups):
+        for v in values:
+            lut[v] = i + 1
+    return lut

@@ -9,6 +9,17 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HAS_BPY = importlib.util.find_spec("bpy") is not None
 
 
+def pytest_configure(config):
+    """One torch thread count for any selection and order of tests: a module setting it at
+    import changed it for every module collected after it (and numerical tolerances with it);
+    and 2 threads on a shared 2-core machine are slower than 1."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     skip_bpy = pytest.mark.skip(reason="needs the bpy module: pip install -e '.[blender]'")
     skip_data = pytest.mark.skip(reason=f"needs {SHARED_DATA} (shared data set not present)")

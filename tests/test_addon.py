@@ -112,7 +112,7 @@ def _operator_exists(idname: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def addon(addon_zip, tmp_path_factory):
+def installed(addon_zip, tmp_path_factory):
     """The extension installed from the zip into a temporary repository, and enabled."""
     import bpy  # first: it puts Blender's script modules (addon_utils) on the path
     import addon_utils
@@ -131,6 +131,24 @@ def addon(addon_zip, tmp_path_factory):
     if addon_utils.check(ADDON)[1]:
         addon_utils.disable(ADDON)
     repos.remove(repo)
+
+
+@pytest.fixture
+def addon(installed):
+    """Every test starts from the same state, whatever ran before it: the extension enabled,
+    a new empty file (default settings, no objects, no scene properties), no background task."""
+    import addon_utils
+    import bpy
+
+    tasks = _sub(installed, "tasks")
+    tasks.stop_all()
+    if not addon_utils.check(ADDON)[1]:  # a test disabled it
+        addon_utils.enable(ADDON, default_set=True)
+    assert bpy.ops.wm.read_homefile(use_empty=True) == {"FINISHED"}  # keeps the preferences: still enabled
+    assert addon_utils.check(ADDON)[1] and not bpy.data.objects
+    yield installed
+    tasks = _sub(installed, "tasks")
+    tasks.stop_all()  # nothing a test started goes on running into the next
 
 
 def _sub(addon, name):
@@ -239,8 +257,7 @@ def test_label_own_objects_and_render_this_scene(addon, tmp_path):
     import bpy
 
     tasks = _sub(addon, "tasks")
-    for obj in list(bpy.data.objects):  # an empty file (a factory reset would disable the add-on)
-        bpy.data.objects.remove(obj)
+    assert not bpy.data.objects  # an empty file (the fixture's)
     s = _settings(tmp_path, preset="default", source="SCENE", count=2)
     s.camera_mode = "fixed"
     assert bpy.context.scene["sim2real_camera"] == "fixed"
@@ -312,7 +329,6 @@ def test_background_failure_is_shown_with_the_cores_message(addon, tmp_path):
     task = tasks.TASKS["render"]
     assert task.wait(timeout=300) == "failed"
     assert "no free camera pose found" in task.message
-    bpy.context.scene.sim2real_settings.preset = "default"
 
 
 @pytest.mark.bpy
@@ -329,7 +345,8 @@ def test_background_tasks_end_with_blender(addon, tmp_path):
     # what the tasks do with it: a stand-in for Blender starts the translate task's preamble, is killed,
     # and the task (which would otherwise sleep for a minute) is gone within seconds
     ops = _sub(addon, "operators")
-    preamble = ops._TRANSLATE.split("from sim2real.translate")[0] + "import time; time.sleep(60)"
+    preamble = (ops._TRANSLATE.split("from sim2real.translate")[0]
+                + "print('watching', flush=True); import time; time.sleep(60)")
     blender = subprocess.Popen([sys.executable, "-c",
                                 "import os, subprocess, sys, time; "
                                 "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
@@ -337,13 +354,18 @@ def test_background_tasks_end_with_blender(addon, tmp_path):
                                 "print(p.pid, flush=True); time.sleep(60)", preamble, str(Path(__file__).resolve().parents[1])],
                                stdout=subprocess.PIPE, text=True)
     child = int(blender.stdout.readline())
-    time.sleep(1.0)
-    blender.kill()
-    blender.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and _pid_alive(child):
-        time.sleep(0.2)
-    assert not _pid_alive(child)
+    try:
+        assert blender.stdout.readline().strip() == "watching"  # its parent watch is set: no fixed sleep
+        blender.kill()
+        blender.wait()
+        deadline = time.monotonic() + 60  # a deadline, done as soon as it is gone
+        while time.monotonic() < deadline and _pid_alive(child):
+            time.sleep(0.1)
+        assert not _pid_alive(child)
+    finally:
+        blender.kill()
+        if _pid_alive(child):
+            os.kill(child, 9)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -439,7 +461,7 @@ def test_panel_draw_code_runs(addon, tmp_path):
         assert cls.bl_category == "Sim2Real" and cls.bl_space_type == "VIEW_3D" and cls.bl_region_type == "UI"
     states = [dict(source="PRESET"), dict(source="SCENE", preset="FILE", translate_command="sim2real translate …")]
     fake_task = SimpleNamespace(running=True, done=1, total=4, fraction=0.25, elapsed=3.0, state="running",
-                                message="")
+                                message="", cancel=lambda: None, remove_log=lambda: None)
     for i, state in enumerate(states):
         for k, v in state.items():
             setattr(s, k, v)
@@ -523,9 +545,13 @@ def test_bundled_core_runs_without_pip_packages(addon_zip, tmp_path):
 
 
 @pytest.mark.bpy
-def test_register_directly_from_a_checkout(monkeypatch):
+def test_register_directly_from_a_checkout(addon, monkeypatch):
     """Where extensions cannot be installed, the package registers directly (core: the installed sim2real)."""
+    import addon_utils
     import bpy
+
+    addon_utils.disable(ADDON)  # no installed extension registering the same names
+    assert _registered_names() == set()
 
     monkeypatch.syspath_prepend(str(ADDON_DIR.parent))
     mod = importlib.import_module("blender_addon")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sim2real.appearance.stats import ColourStats, delta_e76, lab_to_linear, srgb8_to_lab
-from sim2real.rendering.camera_effects import apply, jpeg_artifacts, vignette
+from sim2real.imaging.camera_effects import apply, jpeg_artifacts, vignette
 from sim2real.config import load_config
-from sim2real.rendering.postprocess import process
+from sim2real.imaging.postprocess import process
 from sim2real.scene.description import CameraEffects
 from sim2real.scene.sampler import Sampler
 

@@ -142,18 +142,40 @@ def test_rerun_after_a_failed_render_accepts_corrected_settings(tmp_path):
     assert (out / "samples" / "000000" / "meta.json").is_file()
 
 
-def _children(pid: int) -> list[int]:
+def _workers(pid: int) -> list[int]:
+    """The render workers of ``pid``: its children started by multiprocessing's spawn (not
+    its resource tracker)."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 stat = (d / "stat").read_text()
+                cmdline = (d / "cmdline").read_bytes()
             except OSError:
                 continue
             fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, ...
-            if int(fields[1]) == pid:
+            if int(fields[1]) == pid and b"spawn_main" in cmdline:
                 out.append(int(d.name))
-    return out
+    return sorted(out)
+
+
+def _wait_until(condition, seconds: float, what: str, proc=None):
+    """Poll ``condition`` until it holds (returns its value); fail after ``seconds`` or when
+    ``proc`` ends first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert proc is None or proc.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {seconds:.0f} s"
+        time.sleep(0.1)
+
+
+def _both_workers_rendered(out: Path) -> bool:
+    """Workers take every 2nd index (``todo[k::2]``): samples 0 and 1 come one from each, so
+    both are past their start-up (signals set, parent watched) and rendering."""
+    return all((out / "samples" / sid / "meta.json").is_file() for sid in ("000000", "000001"))
 
 
 def _running(pid: int) -> bool:
@@ -172,22 +194,26 @@ def test_workers_die_with_a_killed_parent(tmp_path):
                                "--workers", "2", "--no-preview", *TINY_SETS], env=_env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        while not any((out / "samples").glob("0*")):  # both workers are up and rendering
-            assert parent.poll() is None and time.monotonic() < deadline, "the render ended or never started"
-            time.sleep(0.2)
-        workers = _children(parent.pid)
-        assert len(workers) >= 2  # two workers (and multiprocessing's resource tracker)
+        _wait_until(lambda: _both_workers_rendered(out), 240, "sample from each worker", parent)
+        workers = _workers(parent.pid)
+        assert len(workers) == 2, workers
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    deadline = time.monotonic() + 5
-    while any(_running(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in workers if _running(p)], "render workers outlived their parent"
-    n = len(list((out / "samples").glob("0*")))
-    time.sleep(1.5)
-    assert len(list((out / "samples").glob("0*"))) == n  # nobody renders on
+    # a deadline, not a sleep: done as soon as both are gone (the kernel kills them at once)
+    try:
+        _wait_until(lambda: not any(_running(p) for p in workers), 60, "end of the workers (they outlive their parent)")
+    finally:  # a failed run leaves no orphan rendering on
+        for p in workers:
+            if _running(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def _default_sigint():
+    """In the child: Ctrl-C does what it does in a terminal. A suite started in the background
+    (``cmd &``, nohup, some CI runners) ignores SIGINT, children inherit that, and Python then
+    installs no KeyboardInterrupt handler: the render would go on to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.bpy
@@ -198,14 +224,14 @@ def test_ctrl_c_during_a_worker_render_is_one_line_not_tracebacks(tmp_path):
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "render", "--out", str(out), "--count", "200",
                              "--workers", "2", "--no-preview", *TINY_SETS], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     try:
-        deadline = time.monotonic() + 240
-        while not any((out / "samples").glob("0*")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the render ended or never started"
-            time.sleep(0.2)
+        # both workers past their start-up: one still importing would not yet ignore SIGINT
+        _wait_until(lambda: _both_workers_rendered(out), 240, "sample from each worker", proc)
+        assert len(_workers(proc.pid)) == 2
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -4,14 +4,11 @@ translator and the colour transfer, and checked by the experiment: held-out vide
 import json
 
 import pytest
-import torch
 
 from sim2real.dataset.format import open_dataset
 from sim2real.errors import DatasetError, Sim2RealError
 from sim2real.io.videos import parse_videos, video_of_file
 from sim2real.translate.data import RealFrames, SimImages, find_real_files
-
-torch.set_num_threads(1)
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
         "data": {"load_size": 32, "crop": [32, 40]},

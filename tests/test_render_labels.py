@@ -40,7 +40,7 @@ def _analytic_scene(fov_mask=None):
 
 
 def _pixel_rays_world(desc):
-    from sim2real.rendering.postprocess import pixel_rays
+    from sim2real.imaging.postprocess import pixel_rays
 
     rays_c = pixel_rays(desc.camera.k, W, H)
     r = desc.camera.camera_to_world[:3, :3]
@@ -121,7 +121,7 @@ def test_tool_tip_projects_onto_its_tip_pixels(tmp_path):
 
 def test_normals_agree_with_depth_on_smooth_surfaces(tmp_path):
     desc, a = _default_scene_sample(tmp_path, 1, **{"instruments.count": [0, 0]})
-    from sim2real.rendering.postprocess import pixel_rays
+    from sim2real.imaging.postprocess import pixel_rays
 
     rays = pixel_rays(desc.camera.k, 160, 96)
     depth = np.where(np.isfinite(a["depth"]), a["depth"], np.nan)
@@ -145,7 +145,7 @@ def test_normals_agree_with_depth_on_smooth_surfaces(tmp_path):
 
 def test_class_counts_and_instances_are_consistent(tmp_path):
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.rendering.postprocess import sample_meta
+    from sim2real.imaging.postprocess import sample_meta
 
     desc, a = _default_scene_sample(tmp_path, 2)
     meta = sample_meta(desc, a, DEFAULT_TABLE)
@@ -164,7 +164,7 @@ def test_normals_agree_with_depth_on_every_class_instruments_included(tmp_path):
     normals point radially away from the shaft axis recorded in the metadata."""
     from normal_check import class_normal_errors, erode
     from sim2real.classes import DEFAULT_TABLE
-    from sim2real.rendering.postprocess import sample_meta
+    from sim2real.imaging.postprocess import sample_meta
 
     desc, a = _default_scene_sample(tmp_path, 0, **{"instruments.count": [2, 2], "render.fov_mask": False,
                                                     "instruments.tip_distance_m": [0.03, 0.05]})
@@ -176,7 +176,7 @@ def test_normals_agree_with_depth_on_every_class_instruments_included(tmp_path):
     medians = {DEFAULT_TABLE[c].name: float(np.median(e)) for c, e in judged.items()}
     assert max(medians.values()) <= 3.0, medians
     # shaft normals are perpendicular to the shaft axis and point away from it
-    from sim2real.rendering.postprocess import pixel_rays
+    from sim2real.imaging.postprocess import pixel_rays
 
     meta = sample_meta(desc, a, DEFAULT_TABLE)
     p = pixel_rays(desc.camera.k, 160, 96) * np.where(np.isfinite(a["depth"]), a["depth"], 0)[..., None]

@@ -47,6 +47,51 @@ def test_perfect_prediction_scores_one_and_report_has_breakdowns(fake_real_folde
     assert "video" in format_table(report)
 
 
+def _items(pairs):
+    """In-memory items: (video, image, truth) -> Item."""
+    from sim2real.segment.data import Item
+
+    return [Item(f"{v}_{i}", v, "hand", lambda img=img, lab=lab: (img, lab)) for i, (v, img, lab) in enumerate(pairs)]
+
+
+def test_dice_and_iou_match_counts_made_by_hand():
+    """Two 4x4 frames whose overlaps are counted on paper (1 = gallbladder, 2 = tool, 255 ignore)."""
+    img = np.zeros((4, 4, 3), np.uint8)
+    t0 = np.array([[1, 1, 0, 0],
+                   [1, 1, 0, 0],
+                   [0, 0, 0, 2],
+                   [255, 0, 0, 2]], np.uint8)
+    p0 = np.array([[1, 1, 1, 0],   # gallbladder: 2 right, 1 extra (the ignored pixel's 1 is not counted), 2 missed
+                   [0, 0, 0, 0],
+                   [0, 0, 0, 0],   # tool: missed entirely
+                   [1, 0, 0, 0]], np.uint8)
+    t1 = np.array([[0, 0, 0, 0],
+                   [0, 1, 1, 0],
+                   [0, 0, 0, 0],
+                   [0, 0, 0, 0]], np.uint8)
+    p1 = t1.copy()                 # right, and no tool in either
+    report = evaluate(OracleSegmenter([p0, p1]), _items([("v1", img, t0), ("v2", img, t1)]))
+    g0, g1 = report["per_image"][0], report["per_image"][1]
+    assert g0["dice"]["gallbladder"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))  # 2TP / (2TP + FP + FN)
+    assert g0["iou"]["gallbladder"] == pytest.approx(2 / (2 + 1 + 2))
+    assert g0["dice"]["tool"] == 0.0 and g0["present"] == {"gallbladder": True, "tool": True}
+    assert g1["dice"] == {"gallbladder": 1.0, "tool": 1.0}  # tool absent from both: 1 by convention
+    assert g1["present"] == {"gallbladder": True, "tool": False}
+    overall = report["overall"]
+    # pooled: TP 2 + 2, FP 1 + 0, FN 2 + 0
+    assert overall["gallbladder"]["dice"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 2))
+    assert overall["gallbladder"]["iou"] == pytest.approx(4 / (4 + 1 + 2))
+    assert overall["tool"]["dice"] == 0.0  # 0 TP of 2 tool pixels over both frames
+    assert overall["gallbladder"]["dice_mean_video"] == pytest.approx((4 / 7 + 1) / 2)
+    assert report["per_video"]["v1"]["gallbladder"]["dice"] == pytest.approx(4 / 7)
+
+    # an inverted predictor (every class where the truth has none, background where it has one) scores 0
+    inverted = [np.where(t0 == 0, 1, 0).astype(np.uint8), np.where(t1 == 0, 2, 0).astype(np.uint8)]
+    bad = evaluate(OracleSegmenter(inverted), _items([("v1", img, t0), ("v2", img, t1)]))
+    assert bad["overall"]["gallbladder"]["dice"] == 0.0 and bad["overall"]["tool"]["dice"] == 0.0
+    assert [r["dice"]["gallbladder"] for r in bad["per_image"]] == [0.0, 0.0]
+
+
 def test_overlays_show_best_and_worst(fake_real_folder, tmp_path):
     items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
     truth = [np.where(it.load()[1] == 255, 0, it.load()[1]).astype(np.uint8) for it in items]
@@ -59,17 +104,79 @@ def test_overlays_show_best_and_worst(fake_real_folder, tmp_path):
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
 
 
-def test_consistency_scores_per_variant(fake_render_dataset, fake_real_folder, tmp_path):
+class _RenderOracle:
+    """Stands in for a trained segmenter: predicts what ``answer(image index)`` says."""
+
+    def __new__(cls, answers):
+        from sim2real.segment.predict import Segmenter
+
+        class Oracle(Segmenter):
+            def __init__(self):  # nothing to load
+                self.classes, self.answers = ["gallbladder", "tool"], list(answers)
+
+            num_classes = 3
+
+            def predict(self, images, batch=16):
+                return [self.answers.pop(0) for _ in images]
+
+        return Oracle()
+
+
+def test_consistency_maps_the_render_classes_by_name(fake_render_dataset):
+    """tool = tool_shaft + tool_tip (ids 6, 7 of the class table), gallbladder = id 2: a
+    segmenter finding exactly those scores 1, one finding the gallbladder only scores 0 on
+    the tool, an inverted one 0 on both."""
+    from sim2real.dataset.format import open_dataset
+    from sim2real.segment.consistency import ConsistencyScorer
+
+    ds = open_dataset(fake_render_dataset)
+    imgs, segs = [s.image() for s in ds], [s.segmentation() for s in ds]
+    want = [np.select([seg == 2, (seg == 6) | (seg == 7)], [1, 2], 0).astype(np.uint8) for seg in segs]
+    assert all((w == 1).any() and (w == 2).any() for w in want)  # both classes in every fake render
+
+    def scores(answers):
+        return ConsistencyScorer(_RenderOracle(answers), ds.classes).score(imgs, segs)
+
+    assert scores(want) == [{"gallbladder": 1.0, "tool": 1.0}] * len(segs)
+    no_tool = scores([np.where(w == 2, 0, w) for w in want])
+    assert [d["tool"] for d in no_tool] == [0.0] * len(segs) and all(d["gallbladder"] == 1.0 for d in no_tool)
+    inverted = scores([np.where(w == 0, 1, 0).astype(np.uint8) for w in want])
+    assert all(d == {"gallbladder": 0.0, "tool": 0.0} for d in inverted)
+    # half the tool: Dice = 2 * (n/2) / (n/2 + n)
+    half = []
+    for w in want:
+        h = w.copy()
+        ys, xs = np.nonzero(w == 2)
+        h[ys[: len(ys) // 2], xs[: len(xs) // 2]] = 0
+        half.append(h)
+    got = scores(half)
+    for w, d in zip(want, got):
+        n = int((w == 2).sum())
+        assert d["tool"] == pytest.approx(2 * (n - n // 2) / ((n - n // 2) + n))
+
+
+def test_consistency_scores_of_a_checkpoint_per_variant(fake_render_dataset, fake_real_folder, tmp_path):
+    from sim2real.dataset.format import open_dataset
     from sim2real.segment.consistency import consistency_scores, summarise_consistency
+    from sim2real.segment.predict import Segmenter
 
     items = load_items([fake_real_folder], ["gallbladder", "tool"], real_map=REAL_MAP)
     train(items, tmp_path / "real_run", TrainConfig(steps=2, **TINY), device="cpu", progress=False)
-    scores = consistency_scores(tmp_path / "real_run" / "checkpoint.pt", fake_render_dataset, device="cpu")
-    assert set(scores) == {"000000", "000001", "000002", "000003"}
-    for per_class in scores.values():
-        assert set(per_class) == {"gallbladder", "tool"}
-        assert all(0.0 <= v <= 1.0 for v in per_class.values())
-    assert set(summarise_consistency(scores)) == {"gallbladder", "tool", "mean"}
+    ckpt = tmp_path / "real_run" / "checkpoint.pt"
+    scores = consistency_scores(ckpt, fake_render_dataset, device="cpu")
+    ds = open_dataset(fake_render_dataset)
+    assert set(scores) == set(ds.ids()) == {"000000", "000001", "000002", "000003"}
+    # the same Dice, counted by hand from the checkpoint's own predictions
+    preds = Segmenter.load(ckpt, "cpu").predict([s.image() for s in ds], 16)
+    for s, pred in zip(ds, preds):
+        seg = s.segmentation()
+        for k, (name, mask) in enumerate((("gallbladder", seg == 2), ("tool", (seg == 6) | (seg == 7))), 1):
+            tp, fp, fn = (int(((pred == k) & mask).sum()), int(((pred == k) & ~mask).sum()),
+                          int(((pred != k) & mask).sum()))
+            assert scores[s.id][name] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
+    summary = summarise_consistency(scores)
+    assert summary["tool"] == pytest.approx(np.mean([d["tool"] for d in scores.values()]))
+    assert summary["mean"] == pytest.approx((summary["tool"] + summary["gallbladder"]) / 2)
 
 
 def test_experiment_runs_available_arms_and_reports(fake_render_dataset, tmp_path):
@@ -119,7 +226,15 @@ def test_cli_train_eval_and_user_errors(fake_render_dataset, fake_real_folder, t
     assert (run / "checkpoint.pt").is_file()
     main(["segment", "eval", "--checkpoint", str(run), "--data", str(fake_real_folder),
           "--real-map", "gallbladder=5,tool=6", "--out", str(tmp_path / "ev"), "--overlays", "1", "--device", "cpu"])
-    assert (tmp_path / "ev" / "eval.json").is_file()
+    ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    masks = {p.stem: p for p in (fake_real_folder / "masks").glob("*.png")}
+    assert sorted(r["id"] for r in ev["per_image"]) == sorted(masks)
+    from sim2real.io import read_png
+
+    for r in ev["per_image"]:  # a class is present where its mask value is (5 gallbladder, 6 tool)
+        m = read_png(masks[r["id"]])
+        assert r["present"] == {"gallbladder": bool((m == 5).any()), "tool": bool((m == 6).any())}
+    assert len(list((tmp_path / "ev").glob("**/*.png"))) >= 2  # best and worst overlays
     capsys.readouterr()
     # errors: one line, exit 2
     assert _run_cli(["segment", "eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data",

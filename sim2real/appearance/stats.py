@@ -151,8 +151,9 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
     ``limit`` frames at most (spread evenly); every ``step``-th pixel per axis (pooled
     means do not need every pixel of an 854x480 frame).
     """
+    from ..classes import group_lut
     from ..io import read_image_and_mask
-    from ..segment.data import IMAGE_SUFFIXES, _lut
+    from ..segment.data import IMAGE_SUFFIXES
 
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for d, what in ((images_dir, "--real"), (masks_dir, "--masks")):
@@ -168,7 +169,7 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
                             f"(expected <stem>.png, e.g. {images[0].stem}.png)")
     if limit:
         pairs = pairs[::max(1, len(pairs) // limit)][:limit]
-    lut = _lut([list(v) for v in mapping.values()], (ignore,))
+    lut = group_lut([list(v) for v in mapping.values()], (ignore,))
     stats = ColourStats(list(mapping))
     for img_path, mask_path in pairs:
         img, mask = read_image_and_mask(img_path, mask_path)
@@ -179,12 +180,13 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
 
 def render_stats(root, classes: list[str]) -> ColourStats:
     """Stats of a rendered data set; ``tool`` pools ``tool_shaft`` + ``tool_tip`` (as segment does)."""
+    from ..classes import group_lut
     from ..dataset.format import open_dataset
-    from ..rendering.postprocess import fov_mask
-    from ..segment.data import _lut, sim_groups
+    from ..imaging.postprocess import fov_mask
+    from ..segment.data import sim_groups
 
     ds = open_dataset(root)
-    lut = _lut(sim_groups(ds.classes, classes))
+    lut = group_lut(sim_groups(ds.classes, classes))
     stats = ColourStats(list(classes))
     for s in ds:
         img = s.image()

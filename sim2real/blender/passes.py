@@ -177,7 +177,7 @@ def _labels_as_emission(scene, vl, path: Path) -> dict:
     finally:
         if strength is not None:
             world.node_tree.nodes["Background"].inputs["Strength"].default_value = strength
-    from ..rendering.postprocess import channel, NO_SURFACE_BLENDER
+    from ..imaging.postprocess import channel, NO_SURFACE_BLENDER
 
     index = channel(a, "Combined.R")
     hit = index > 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..rendering import postprocess
+from ..imaging import postprocess
 from ..errors import Sim2RealError
 from ..io.exr import read_exr
 from ..scene.description import SceneDescription

@@ -1,2 +1,2 @@
-"""The render job: plan, workers, shards, resume (:mod:`.job`); render passes -> data-set arrays
-(:mod:`.postprocess`); image-only camera effects (:mod:`.camera_effects`); the commands (:mod:`.cli`)."""
+"""The render job: plan, workers, shards, resume (:mod:`.job`); the commands (:mod:`.cli`).
+Render passes -> data-set arrays and the camera effects live one layer down, in :mod:`sim2real.imaging`."""

@@ -69,7 +69,7 @@ def open_writer(job: RenderJob, cfg: dict) -> DatasetWriter:
 
 def sample_files(d: Path, sid: str, desc, arrays: dict, table, timings: dict, engine_version: str) -> None:
     """Write one rendered sample into folder ``d``: its meta, then the data-set writer's files."""
-    from .postprocess import sample_meta
+    from ..imaging.postprocess import sample_meta
 
     meta = sample_meta(desc, arrays, table, {"id": sid, **desc.meta})
     meta["render"]["blender_version"] = engine_version

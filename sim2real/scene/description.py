@@ -87,7 +87,7 @@ class Instrument:
 
 @dataclass
 class CameraEffects:
-    """Image-only effects of the scope camera, applied after rendering (see sim2real/rendering/camera_effects.py)."""
+    """Image-only effects of the scope camera, applied after rendering (see sim2real/imaging/camera_effects.py)."""
 
     vignetting: float
     defocus_px: float  # Gaussian sigma in pixels of this image

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import sim_groups, _lut
+from ..classes import group_lut
+from .data import sim_groups
 from .metrics import confusion_counts, dice_iou
 
 
@@ -26,7 +27,7 @@ class ConsistencyScorer:
 
         self.segmenter = checkpoint if isinstance(checkpoint, Segmenter) else Segmenter.load(checkpoint, device)
         self.classes = self.segmenter.classes
-        self.lut = _lut(sim_groups(class_table, self.classes, sim_map))
+        self.lut = group_lut(sim_groups(class_table, self.classes, sim_map))
         self.batch = batch
 
     def score(self, images: list[np.ndarray], segmentations: list[np.ndarray]) -> list[dict[str, float]]:

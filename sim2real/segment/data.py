@@ -24,11 +24,12 @@ from typing import Callable
 
 import numpy as np
 
+from ..classes import IGNORE_ID, group_lut
 from ..errors import DatasetError, Sim2RealError
 from ..io.videos import parse_videos, video_of  # noqa: F401  (re-exported: one rule for every command)
 from ..io.videos import select_videos, sort_videos
 
-IGNORE = 255
+IGNORE = IGNORE_ID
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 DEFAULT_CLASSES = ("gallbladder", "tool")
 
@@ -93,17 +94,6 @@ def parse_mapping(text: str | dict | None, what: str, values_are_ints: bool) -> 
 
 # --------------------------------------------------------------------------- lookup tables
 
-def _lut(groups: list[list[int]], ignore: tuple[int, ...] = ()) -> np.ndarray:
-    """A 256-entry table raw value -> training id (0 unless listed)."""
-    lut = np.zeros(256, np.uint8)
-    for v in ignore:
-        lut[v] = IGNORE
-    for i, values in enumerate(groups):
-        for v in values:
-            lut[v] = i + 1
-    return lut
-
-
 def sim_groups(table, classes: list[str], sim_map: dict[str, list[str]] | None = None) -> list[list[int]]:
     """Data-set class ids per target class, by name (``tool`` -> ``tool_*``); clear error if none match."""
     groups = []
@@ -144,7 +134,7 @@ def sim_items(root, classes: list[str], sim_map=None) -> list[Item]:
     ds = open_dataset(root)
     if len(ds) == 0:
         raise DatasetError(f"{root}: the data set has no samples")
-    lut = _lut(sim_groups(ds.classes, classes, sim_map))
+    lut = group_lut(sim_groups(ds.classes, classes, sim_map))
     items = []
     for sample in ds:
         group = sample.id.split("_style_")[0]  # variants of one render form one group
@@ -180,7 +170,7 @@ def real_items(root, classes: list[str], real_map: dict[str, list[int]] | None,
     if lacking:
         raise DatasetError(f"{masks_dir}: no mask for {len(lacking)} image(s), e.g. {lacking[0]} "
                            f"(expected masks/<stem>.png)")
-    lut = _lut([real_map[c] for c in classes], tuple(ignore))
+    lut = group_lut([real_map[c] for c in classes], tuple(ignore))
 
     items = []
     for img_path in images:

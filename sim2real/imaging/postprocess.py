@@ -15,6 +15,8 @@ import numpy as np
 from .. import __version__
 from ..classes import ClassTable
 from ..dataset.format import class_pixel_counts
+from . import camera_effects
+from .camera_effects import linear_to_srgb8
 
 NO_SURFACE_BLENDER = 1e9
 _DETAIL = ("coat", "vessels", "lobules", "fat_patches", "blood", "bile")  # recorded when non-zero  # Blender writes 1e10 where a ray hits nothing
@@ -26,13 +28,6 @@ def channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
     if not hits:
         raise KeyError(f"render output lacks the {suffix} channel (has: {', '.join(sorted(channels))})")
     return channels[sorted(hits, key=len)[0]]
-
-
-def linear_to_srgb8(rgb: np.ndarray, exposure: float = 0.0) -> np.ndarray:
-    """Scene-linear RGB -> 8-bit sRGB (the 'Standard' view transform), rounded, clipped."""
-    x = np.clip(rgb * (2.0 ** exposure), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return np.round(srgb * 255.0).astype(np.uint8)
 
 
 def fov_mask(width: int, height: int, circle: tuple[float, float, float] | None) -> np.ndarray:
@@ -85,9 +80,7 @@ def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.n
     if effects is None:
         image = linear_to_srgb8(rgb, exposure)
     else:
-        from .camera_effects import apply
-
-        image = apply(rgb, effects, circle, exposure)
+        image = camera_effects.apply(rgb, effects, circle, exposure)
     image[~inside] = 0
     return {"image": image, "segmentation": seg, "instances": inst, "depth": depth, "normals": normals}
 

@@ -4,7 +4,9 @@ Order follows the light path: white balance and vignetting on scene-linear light
 slight defocus blur, the tone response (gamma, saturation) and 8-bit quantisation,
 sensor noise, then video (JPEG) compression. Every draw comes from the sample's
 :class:`~sim2real.scene.description.CameraEffects` (its ``seed`` included), so the same
-sample always gives the same image; labels never pass through here.
+sample always gives the same image; labels never pass through here. The plain sRGB
+transfer (:func:`linear_to_srgb8`) lives here too; :mod:`.postprocess` uses it when the
+effects are off.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene.description import CameraEffects
+
+
+def linear_to_srgb8(rgb: np.ndarray, exposure: float = 0.0) -> np.ndarray:
+    """Scene-linear RGB -> 8-bit sRGB (the 'Standard' view transform), rounded, clipped."""
+    x = np.clip(rgb * (2.0 ** exposure), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.round(srgb * 255.0).astype(np.uint8)
 
 
 def vignette(width: int, height: int, strength: float, circle=None) -> np.ndarray:
@@ -113,8 +122,6 @@ def jpeg_artifacts(img8: np.ndarray, quality: int) -> np.ndarray:
 
 def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: float = 0.0) -> np.ndarray:
     """Scene-linear (H, W, 3) render -> 8-bit sRGB camera image with the effects of ``fx``."""
-    from .postprocess import linear_to_srgb8
-
     h, w = rgb_linear.shape[:2]
     rng = np.random.default_rng(fx.seed)
     # float32 throughout: image-only arithmetic, half the memory traffic of float64
