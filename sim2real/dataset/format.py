@@ -440,7 +440,7 @@ def torch_dataset(root: str | os.PathLike, keys=("image", "segmentation"), trans
     (H, W), normals float32 (3, H, W); ``K`` float32 (3, 3) from meta.json; ``tips`` float32
     (N, 3), one row per instrument: its tip's (u, v) in K's pixel convention and a COCO
     visibility (2 seen, 1 hidden, 0 out of the frame; see
-    :func:`sim2real.dataset.coco.instrument_tips`); N varies, so batch it with a
+    :func:`sim2real.dataset.tips.instrument_tips`); N varies, so batch it with a
     ``collate_fn`` of your own. Every item also holds its sample ``id``.
 
     ``transform`` is one callable applied to the whole item (one dict in, one dict out), so
@@ -482,7 +482,7 @@ def _torch_sample_dataset_class():
             if "K" in self.keys:
                 out["K"] = torch.tensor(sample.meta["camera"]["K"], dtype=torch.float32)
             if "tips" in self.keys:
-                from .coco import instrument_tips
+                from .tips import instrument_tips
 
                 tips = instrument_tips(sample.meta, sample.instances(), sample.depth())
                 out["tips"] = torch.tensor([[*t["uv"], t["visibility"]] for t in tips],
