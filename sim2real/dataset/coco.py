@@ -25,13 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError, Sim2RealError, one_line
-from ..io import atomic_path, write_bytes_atomic
+from ..io import atomic_path, link_or_copy, write_bytes_atomic
 from .format import open_dataset
 from .tips import instrument_tips
 
@@ -132,12 +131,7 @@ def _place_image(src: Path, dst: Path) -> str:
             return "kept"
     with atomic_path(dst) as tmp:
         os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-            return "linked"
-        except OSError:
-            shutil.copy2(src, tmp)
-            return "copied"
+        return "linked" if link_or_copy(src, tmp) == "link" else "copied"
 
 
 def _check_out(out: Path, data: Path) -> None:

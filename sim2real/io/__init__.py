@@ -136,12 +136,13 @@ def clean_partials(folder: str | os.PathLike) -> int:
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
-    """Hard-link ``src`` to ``dst`` (byte-identical, no extra space); copy where links fail."""
+    """Hard-link ``src`` to ``dst`` (byte-identical, no extra space); copy (keeping the
+    modification time, so a rerun can tell the copy is current) where links fail."""
     try:
         os.link(src, dst)
         return "link"
     except OSError:
-        shutil.copyfile(src, dst)
+        shutil.copy2(src, dst)
         return "copy"
 
 
