@@ -69,3 +69,20 @@ def write_fake_real_folder(root, n: int = 6, size=(80, 60), videos: int = 3, see
         iio.imwrite(root / "images" / f"{stem}.jpg", img)
         write_png(root / "masks" / f"{stem}.png", mask)
     return root
+
+
+def write_disc_real_folder(root, n: int = 3, videos=("v0", "v1", "v2")) -> Path:
+    """Real-like frames ``root/images/<video>_<i>.png``: a textured disc of one colour per
+    frame on a black border (the baselines' tests: a field of view and known colours)."""
+    root = Path(root)
+    (root / "images").mkdir(parents=True)
+    h, w = 60, 96
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (0.45 * h) ** 2
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        img = np.zeros((h, w, 3), np.uint8)
+        base = np.array([[150, 60, 70], [120, 90, 60], [170, 110, 120]][i % 3], float)
+        img[disc] = np.clip(base + rng.normal(0, 15, (disc.sum(), 3)), 13, 255).astype(np.uint8)
+        write_png(root / "images" / f"{videos[i % len(videos)]}_{i:04d}.png", img)
+    return root

@@ -7,27 +7,13 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from fakes import write_disc_real_folder
 
 from sim2real.dataset.format import LABEL_KEYS, open_dataset
 from sim2real.appearance.stats import lab_to_srgb8 as lab_to_rgb
 from sim2real.translate.colour import colour_dataset, rgb_to_lab
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _real_folder(root: Path, n: int = 3) -> Path:
-    """Real-like frames: a bright disc of one colour per frame on a black border."""
-    (root / "images").mkdir(parents=True)
-    h, w = 60, 96
-    yy, xx = np.mgrid[0:h, 0:w]
-    disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (0.45 * h) ** 2
-    rng = np.random.default_rng(1)
-    for i in range(n):
-        img = np.zeros((h, w, 3), np.uint8)
-        base = np.array([[150, 60, 70], [120, 90, 60], [170, 110, 120]][i % 3], float)
-        img[disc] = np.clip(base + rng.normal(0, 15, (disc.sum(), 3)), 13, 255).astype(np.uint8)
-        iio.imwrite(root / "images" / f"v{i}_{i:04d}.png", img)
-    return root
 
 
 def test_lab_conversion_matches_reference_values():
@@ -40,7 +26,7 @@ def test_lab_conversion_matches_reference_values():
 
 
 def test_colour_variants_carry_labels_take_real_stats_and_are_seeded(fake_render_dataset, tmp_path):
-    real = _real_folder(tmp_path / "real")
+    real = write_disc_real_folder(tmp_path / "real")
     out = tmp_path / "col"
     summary = colour_dataset(fake_render_dataset, [real / "images"], out, k=3, seed=5)
     src, ds = open_dataset(fake_render_dataset), open_dataset(out)
@@ -74,7 +60,7 @@ def test_colour_variants_carry_labels_take_real_stats_and_are_seeded(fake_render
 
 
 def test_colour_shards_write_what_one_process_writes(fake_render_dataset, tmp_path):
-    real = [_real_folder(tmp_path / "real") / "images"]
+    real = [write_disc_real_folder(tmp_path / "real") / "images"]
     one = colour_dataset(fake_render_dataset, real, tmp_path / "one", k=2, seed=3)
     parts = [colour_dataset(fake_render_dataset, real, tmp_path / "sh", k=2, seed=3, shard=(i, 2)) for i in range(2)]
     assert sum(p["variants_written"] for p in parts) == one["variants_written"]

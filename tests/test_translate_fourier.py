@@ -4,30 +4,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
+from fakes import write_disc_real_folder
 
 from sim2real.dataset.format import LABEL_KEYS, open_dataset
 from sim2real.translate.colour import colour_dataset
 from sim2real.translate.fourier import fourier_dataset, fourier_transfer
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _real_folder(root: Path, n: int = 3, videos=("v0", "v1", "v2")) -> Path:
-    """Real-like frames: a textured disc of one colour per frame on a black border."""
-    (root / "images").mkdir(parents=True)
-    h, w = 60, 96
-    yy, xx = np.mgrid[0:h, 0:w]
-    disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (0.45 * h) ** 2
-    rng = np.random.default_rng(1)
-    for i in range(n):
-        img = np.zeros((h, w, 3), np.uint8)
-        base = np.array([[150, 60, 70], [120, 90, 60], [170, 110, 120]][i % 3], float)
-        img[disc] = np.clip(base + rng.normal(0, 15, (disc.sum(), 3)), 13, 255).astype(np.uint8)
-        iio.imwrite(root / "images" / f"{videos[i % len(videos)]}_{i:04d}.png", img)
-    return root
 
 
 def _band(h, w, beta):
@@ -69,7 +54,7 @@ def test_fourier_beta_zero_returns_the_render():
 
 
 def test_fourier_variants_carry_labels_are_seeded_and_pick_colours_frames(fake_render_dataset, tmp_path):
-    real = [_real_folder(tmp_path / "real") / "images"]
+    real = [write_disc_real_folder(tmp_path / "real") / "images"]
     out = tmp_path / "fda"
     summary = fourier_dataset(fake_render_dataset, real, out, k=3, seed=5, beta=0.09)
     src, ds = open_dataset(fake_render_dataset), open_dataset(out)
@@ -104,7 +89,7 @@ def test_fourier_variants_carry_labels_are_seeded_and_pick_colours_frames(fake_r
 
 
 def test_fourier_beta_zero_writes_the_renders(fake_render_dataset, tmp_path):
-    real = [_real_folder(tmp_path / "real") / "images"]
+    real = [write_disc_real_folder(tmp_path / "real") / "images"]
     ds = open_dataset(fourier_dataset(fake_render_dataset, real, tmp_path / "z", k=1, beta=0.0)["out"])
     src = open_dataset(fake_render_dataset)
     for s in ds:
@@ -112,7 +97,7 @@ def test_fourier_beta_zero_writes_the_renders(fake_render_dataset, tmp_path):
 
 
 def test_fourier_shards_write_what_one_process_writes(fake_render_dataset, tmp_path):
-    real = [_real_folder(tmp_path / "real") / "images"]
+    real = [write_disc_real_folder(tmp_path / "real") / "images"]
     one = fourier_dataset(fake_render_dataset, real, tmp_path / "one", k=2, seed=3)
     parts = [fourier_dataset(fake_render_dataset, real, tmp_path / "sh", k=2, seed=3, shard=(i, 2)) for i in range(2)]
     assert sum(p["variants_written"] for p in parts) == one["variants_written"]
@@ -127,7 +112,7 @@ def _cli(args, tmp_path):
 
 
 def test_fourier_cli_selects_videos_and_shards(fake_render_dataset, tmp_path):
-    real = _real_folder(tmp_path / "real", n=4, videos=("a", "b"))
+    real = write_disc_real_folder(tmp_path / "real", n=4, videos=("a", "b"))
     out = tmp_path / "o"
     for i in range(2):
         r = _cli(["--method", "fourier", "--data", str(fake_render_dataset), "--out", str(out), "-k", "2",
@@ -146,7 +131,7 @@ def test_fourier_cli_selects_videos_and_shards(fake_render_dataset, tmp_path):
     (["--method", "colour", "--real", "REAL", "--beta", "0.05"], "--beta is the band of --method fourier"),
 ])
 def test_fourier_cli_bad_input_is_one_line_exit_2(fake_render_dataset, tmp_path, args, words):
-    real = _real_folder(tmp_path / "real")
+    real = write_disc_real_folder(tmp_path / "real")
     args = [a.replace("MISSING", str(tmp_path / "nope")).replace("REAL", str(real)) for a in args]
     r = _cli(["--data", str(fake_render_dataset), "--out", str(tmp_path / "o"), "-k", "2", *args], tmp_path)
     assert r.returncode == 2, r.stderr
