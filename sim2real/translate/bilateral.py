@@ -48,27 +48,13 @@ Interface (mirrors :mod:`.generators`; ``guide`` is the full-resolution image be
 Content is (B, C, bil_grid, bil_grid) whatever the input size, so ``torch.cat([c_s, c_r])``
 and the content reconstruction term work as today.
 
-Call sites to change when wiring this in (``trainer.py`` / ``inference.py`` as of this module):
-
-- ``Trainer.__init__``: ``self.gen_sim, self.gen_real = make_generators(m)``.
-- ``Trainer._gen_forward`` (the guide is the image being translated)::
-
-      xs_rec, x_r2s = self.gen_sim.decode(torch.cat([c_s, c_r]), torch.cat([xs, xr])).split(b)
-      xr_rec, x_s2r = self.gen_real.decode(torch.cat([c_r, c_s]), torch.cat([s_r, s_t]),
-                                           torch.cat([xr, xs])).split(b)
-      ...
-      x_s2r2s = self.gen_sim.decode(c_s_rec, x_s2r)      # cycle: the translation is the guide
-      x_r2s2r = self.gen_real.decode(c_r_rec, s_r, x_r2s)
-
-  (the MUNIT generators take the same calls once their ``decode`` / ``decode_multi`` accept and
-  ignore a trailing ``guide=None``, so the trainer needs no branch on the family).
-- ``Trainer.sample_grid``: ``decode_multi(self.ema_sim.encode(xs), styles, xs)``.
-- ``Trainer._init_label_terms`` (PatchNCE): ``self.nce_layers, chans = nce_spec(m)``;
-  ``losses.encoder_features(self.gen_sim.enc, x, layers)`` works as is: the sim content
-  encoder's ``net`` is a ``Sequential`` whose first child squashes the image to ``bil_low``,
-  and the layers are the low-resolution convs (``bil_low`` .. ``bil_grid``) and the last block.
-- ``inference.load_translator``: ``model = make_sim_to_real(cfg.model)`` instead of
-  ``SimToReal(cfg.model)``. Nothing else in ``inference.py``: ``content()`` carries the guide.
+Where the trainer and inference meet this family: ``Trainer`` builds the pair with
+:func:`make_generators` and its PatchNCE heads from :func:`nce_spec` (the low-resolution
+convs of the sim content encoder, after the squash, and its last block);
+``step_losses.generator_pass`` and ``run_log.sample_grid`` pass every decode its guide, the
+image being translated (the cycle decodes take the translations); the MUNIT generators
+accept and ignore that ``guide``, so no call site branches on the family.
+``inference.load_translator`` builds the model with :func:`make_sim_to_real`.
 """
 
 from __future__ import annotations
