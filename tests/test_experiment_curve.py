@@ -137,3 +137,8 @@ def test_experiment_cli_curve_options(setup, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["experiment", "--real", cfg.real, "--out", str(tmp / "c"), "--curve", "5", "--train-videos", "4"])
     assert exc.value.code == 2 and "4 training video(s)" in capsys.readouterr().err
+    # every class scored needs a mask value of the real folder
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "--real", cfg.real, "--out", str(tmp / "c"), "--classes", "gallbladder,tool,cystic_duct"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "cystic_duct has no --real-map entry" in err and "Traceback" not in err

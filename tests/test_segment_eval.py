@@ -185,15 +185,16 @@ def test_experiment_runs_available_arms_and_reports(fake_render_dataset, tmp_pat
     from sim2real.segment.experiment import ExperimentConfig, run_experiment
 
     real = write_fake_real_folder(tmp_path / "real", n=8, size=(64, 32), videos=4)
-    cfg = ExperimentConfig(real=str(real), render=str(fake_render_dataset), train_videos=2, size=(32, 16),
-                           steps=2, finetune_steps=1, batch=2, base=4)
-    res = run_experiment(cfg, tmp_path / "exp", ["a", "b", "c", "d"], device="cpu", progress=False)
-    assert res["arms"]["a"]["runs"] and res["arms"]["c"]["runs"]
+    cfg = ExperimentConfig(real=str(real), render=str(fake_render_dataset), render2=str(fake_render_dataset),
+                           train_videos=2, size=(32, 16), steps=2, finetune_steps=1, batch=2, base=4)
+    res = run_experiment(cfg, tmp_path / "exp", ["a", "r", "b", "c", "d"], device="cpu", progress=False)
+    assert res["arms"]["a"]["runs"] and res["arms"]["r"]["runs"] and res["arms"]["c"]["runs"]
     assert not res["arms"]["b"]["runs"] and not res["arms"]["d"]["runs"]  # no translated data given
     assert set(res["split"]["train_videos"]).isdisjoint(res["split"]["test_videos"])
     rows = [ln for ln in (tmp_path / "exp" / "report.md").read_text().splitlines() if ln.startswith("| (")]
-    assert len(rows) == 6 and all("not run" in r for r in rows[1:4])  # (e), (f), (b): no data given
-    assert set(res["realism"]) == {"a", "c"}
+    assert len(rows) == 7 and all("not run" in r for r in rows[2:5])  # (e), (f), (b): no data given
+    assert set(res["realism"]) == {"a", "r", "c"}
+    assert set(res["domain_stats"]) == {"real", "render", "render2"}
     for r in res["realism"].values():
         assert 0 <= r["whole"]["accuracy"] <= 1 and 0 <= r["centre"]["accuracy"] <= 1
     # a second call reuses finished arms and a changed split is refused

@@ -165,13 +165,18 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--real", required=True, type=click.Path(), help="Real labelled folder (images/ + masks/).")
 @click.option("--real-map", default="gallbladder=5,tool=6", show_default=True)
 @click.option("--render", type=click.Path(), default=None, help="Rendered data set for arm (a).")
+@click.option("--render2", type=click.Path(), default=None,
+              help="Renders of a second preset (e.g. scenes/randomized.toml) for arm (r).")
 @click.option("--translated", type=click.Path(), default=None, help="Translated data set for arms (b) and (d).")
 @click.option("--colour", type=click.Path(), default=None,
               help="Colour-transferred data set ('translate --method colour') for arm (e).")
 @click.option("--fourier", type=click.Path(), default=None,
               help="Fourier-transferred data set ('translate --method fourier') for arm (f).")
 @click.option("--out", required=True, type=click.Path(), help="Experiment folder (one sub-folder per arm, report.*).")
-@click.option("--arms", default="a,e,f,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
+@click.option("--classes", default="gallbladder,tool", show_default=True,
+              help="Classes to segment, by name (render class names; 'tool' = tool_shaft + tool_tip); "
+                   "each needs a --real-map entry.")
+@click.option("--arms", default="a,r,e,f,b,c,d", show_default=True, help="Arms to run now; finished arms are reused.")
 @click.option("--train-videos", type=int, default=4, show_default=True, help="Real videos labelled for (c)/(d).")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Training seeds (comma list); results are averaged.")
@@ -187,12 +192,13 @@ def consistency_cmd(checkpoint, data, sim_map, out, device, threads):
 @click.option("--curve", default=None, metavar="LIST",
               help="Label-efficiency curve: real labels of this many training videos (nested subsets), e.g. 1,2,4,8; "
                    "each from scratch and fine-tuned from --pretrain-arm.")
-@click.option("--pretrain-arm", type=click.Choice(["a", "b", "e", "f"]), default=None,
+@click.option("--pretrain-arm", type=click.Choice(["a", "r", "b", "e", "f"]), default=None,
               help="The curve's pre-training arm (default: the zero-label arm with the best mean Dice run so far).")
-def experiment_cmd(real, real_map, render, translated, colour, fourier, out, arms, train_videos, split_seed, seeds,
+def experiment_cmd(real, real_map, render, render2, translated, colour, fourier, out, classes, arms, train_videos, split_seed, seeds,
                    size, steps, finetune_steps, batch, base, device, threads, realism, curve, pretrain_arm):
     """The paper's comparison: (a) renders, (e) colour / (f) Fourier transfer, (b) translated, (c) few real videos,
     (d) (b) then (c); with --curve, real-label counts with and without pre-training."""
+    from .data import parse_mapping
     from .experiment import ExperimentConfig, run_experiment
 
     _threads(threads)
@@ -204,8 +210,14 @@ def experiment_cmd(real, real_map, render, translated, colour, fourier, out, arm
         curve_list = [int(s) for s in (curve or "").split(",") if s.strip()]
     except ValueError:
         raise Sim2RealError(f"--curve {curve!r}: expected numbers of videos, e.g. 1,2,4,8") from None
-    cfg = ExperimentConfig(real=real, real_map=real_map, render=render, translated=translated, colour=colour,
-                           fourier=fourier, train_videos=train_videos, split_seed=split_seed, seeds=tuple(seed_list),
+    class_list = tuple(c.strip() for c in classes.split(",") if c.strip())
+    mapped = parse_mapping(real_map, "--real-map", True) or {}
+    missing = [c for c in class_list if c not in mapped]
+    if not class_list or missing:
+        raise Sim2RealError(f"--classes {classes!r}: {', '.join(missing) or 'no class'} has no --real-map entry; "
+                            f"add e.g. --real-map {real_map},{(missing or ['gallbladder'])[0]}=<mask value>")
+    cfg = ExperimentConfig(real=real, real_map=real_map, render=render, render2=render2, translated=translated,
+                           colour=colour, fourier=fourier, classes=class_list, train_videos=train_videos, split_seed=split_seed, seeds=tuple(seed_list),
                            size=_size(size), steps=steps, finetune_steps=finetune_steps or steps,
                            batch=batch, base=base, curve=tuple(curve_list), pretrain_arm=pretrain_arm)
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]

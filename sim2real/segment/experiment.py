@@ -31,6 +31,7 @@ from .train import TrainConfig
 
 ARMS = {
     "a": "untranslated renders (0 real labels)",
+    "r": "renders of a second preset, e.g. randomized (0 real labels)",
     "e": "colour-transferred renders (0 real labels)",
     "f": "Fourier-transferred renders (0 real labels)",
     "b": "translated renders (0 real labels)",
@@ -44,6 +45,7 @@ class ExperimentConfig:
     real: str
     real_map: str = "gallbladder=5,tool=6"
     render: str | None = None
+    render2: str | None = None           # arm (r): renders of a second preset (e.g. scenes/randomized.toml)
     translated: str | None = None
     colour: str | None = None
     fourier: str | None = None
@@ -60,9 +62,9 @@ class ExperimentConfig:
     pretrain_arm: str | None = None      # the curve's pre-training arm (None: the best zero-label arm run)
 
 
-ZERO_LABEL_ARMS = ("a", "e", "f", "b")
+ZERO_LABEL_ARMS = ("a", "r", "e", "f", "b")
 # settings that may differ between calls into one folder (data sets appear; every run records its sources)
-MAY_CHANGE = ("render", "translated", "colour", "fourier", "curve", "pretrain_arm")
+MAY_CHANGE = ("render", "render2", "translated", "colour", "fourier", "curve", "pretrain_arm")
 
 
 def _train_cfg(cfg: ExperimentConfig, seed: int, steps: int) -> TrainConfig:
@@ -117,8 +119,8 @@ def run_experiment(cfg: ExperimentConfig, out, arms=("a", "b", "c", "d"), device
         d = report["overall"]
         log(f"{run_dir.relative_to(out)}: " + ", ".join(f"{c} Dice {d[c]['dice']:.3f}" for c in classes))
 
-    data_for = {"a": cfg.render, "b": cfg.translated, "e": cfg.colour, "f": cfg.fourier}
-    flag = {"a": "--render", "b": "--translated", "e": "--colour", "f": "--fourier"}
+    data_for = {"a": cfg.render, "r": cfg.render2, "b": cfg.translated, "e": cfg.colour, "f": cfg.fourier}
+    flag = {"a": "--render", "r": "--render2", "b": "--translated", "e": "--colour", "f": "--fourier"}
     for arm in [a for a in ARMS if a in arms]:
         for seed in cfg.seeds:
             run_dir = out / arm / f"seed{seed}"
@@ -224,7 +226,8 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
         return torch.stack([_cls_pair(it.load()[0]) for it in items]), [it.video for it in items]
 
     real_x, real_k = None, None
-    sources = {"a": cfg.render, "e": cfg.colour, "f": cfg.fourier, "b": cfg.translated, "c": "real:train-videos"}
+    sources = {"a": cfg.render, "r": cfg.render2, "e": cfg.colour, "f": cfg.fourier, "b": cfg.translated,
+               "c": "real:train-videos"}
     result = {}
     for arm, src in sources.items():
         if not src:
@@ -275,7 +278,7 @@ def _domain_stats(cfg: ExperimentConfig, real: list, classes: list[str]) -> dict
     from ..dataset.format import open_dataset
 
     stats = {"real": domain_stats(real, classes, cfg.size)}
-    for name, path in (("render", cfg.render), ("colour", cfg.colour), ("fourier", cfg.fourier),
+    for name, path in (("render", cfg.render), ("render2", cfg.render2), ("colour", cfg.colour), ("fourier", cfg.fourier),
                        ("translated", cfg.translated)):
         if path:
             stats[name] = domain_stats(sim_items(path, classes), classes, cfg.size)
