@@ -63,6 +63,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "samples": F(4, "int", 1, 4096, doc="Cycles samples per pixel for the image"),
         "denoise": F(True, "bool", doc="OpenImageDenoise on the image (labels never denoised)"),
         "max_bounces": F(2, "int", 0, 64),
+        "light_tree": F(False, "bool", doc="Cycles light tree; the scope's one light gains nothing from it "
+                                            "(off renders ~9 % faster)"),
         "threads": F(0, "int", 0, 1024, doc="Cycles CPU threads; 0 = all"),
         "device": F("CPU", "choice", choices=("CPU", "GPU")),
         "exposure": F(0.0, "float", -10.0, 10.0, doc="stops, applied before the sRGB transform"),

@@ -37,6 +37,8 @@ def configure(scene, rs: RenderSettings, width: int, height: int) -> None:
     scene.cycles.seed = rs.noise_seed
     scene.cycles.use_animated_seed = False
     scene.cycles.max_bounces = rs.max_bounces
+    if hasattr(scene.cycles, "use_light_tree"):
+        scene.cycles.use_light_tree = rs.light_tree
     scene.cycles.caustics_reflective = False
     scene.cycles.caustics_refractive = False
     # "Standard" = the plain sRGB transfer function, which postprocess applies itself.

@@ -143,7 +143,7 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
         "class_pixel_counts": class_pixel_counts(arrays["segmentation"], table),
         "render": {"engine": "CYCLES", "samples": desc.render.samples, "denoise": desc.render.denoise,
                    "max_bounces": desc.render.max_bounces, "noise_seed": desc.render.noise_seed,
-                   "exposure": desc.render.exposure},
+                   "exposure": desc.render.exposure, "light_tree": desc.render.light_tree},
         "camera_effects": None if getattr(desc, "effects", None) is None else dataclasses.asdict(desc.effects),
         "package_version": __version__,
     }

@@ -109,6 +109,7 @@ class RenderSettings:
     exposure: float
     noise_seed: int
     fov_mask: tuple[float, float, float] | None  # (cx, cy, radius) in pixels, or None
+    light_tree: bool = False  # Cycles light tree (many-light sampling)
 
 
 @dataclass

@@ -163,7 +163,8 @@ class Sampler:
                    _u(rng, rs["fov_mask_radius"]) * diag)
         return RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
                               threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
-                              noise_seed=int(rng.integers(0, 2**31 - 1)), fov_mask=fov)
+                              noise_seed=int(rng.integers(0, 2**31 - 1)), fov_mask=fov,
+                              light_tree=bool(rs["light_tree"]))
 
     # --- organs -------------------------------------------------------------------------
 
