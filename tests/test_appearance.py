@@ -80,9 +80,15 @@ def test_appearance_settings_never_move_geometry_or_labels_inputs():
         assert np.array_equal(a.camera.camera_to_world, b.camera.camera_to_world)
         assert a.render.fov_mask == b.render.fov_mask
         assert a.effects is not None and b.effects is None
-        shafts = [o for o in b.objects if o.name.endswith("_shaft")]
-        assert shafts and all(np.allclose(o.material.base_color, 0.2) and o.material.metallic == 0 for o in shafts)
-        assert all(o.material.metallic == 1.0 for o in b.objects if o.name.endswith("_tip"))
+        shafts = {o.name: o for o in b.objects if o.name.endswith("_shaft")}
+        insulated = [shafts[f"tool{ins.index}_shaft"] for ins in b.instruments if ins.look["shaft"] == "insulated"]
+        assert len(shafts) == len(b.instruments) and all(
+            np.allclose(o.material.base_color, 0.2) and o.material.metallic == 0 for o in insulated)
+        # brushed metal: a metallic mix in the preset's range, never a pure mirror-like metal
+        lo, hi = looks["instruments"]["tip_metallic"]
+        tips = {o.name: o for o in b.objects if o.name.endswith("_tip")}
+        assert all(lo <= tips[f"tool{ins.index}_tip"].material.metallic <= hi < 1
+                   for ins in b.instruments if ins.look["shaft"] != "grey")  # a grey suction cannula: plastic
 
 
 def test_lab_conversion_matches_reference_values():
