@@ -271,11 +271,11 @@ def _blade(length: float, width: float, thickness: float, sign: int, curve: floa
     ``curve`` towards -y, so the end turns towards +y like a Metzenbaum blade), the back at
     c(z) + ``sign`` * w(z); the blade lies on the ``sign`` side of x = 0 (the two blades shear past
     each other on that plane). The cutting edge's end meets (0, 0, length) exactly."""
-    u = np.r_[-0.08, np.linspace(0.0, 0.88, n - 4), 0.94, 0.98, 1.0]
+    u = np.r_[-0.08, np.linspace(0.0, 0.88, n - 6), 0.92, 0.95, 0.97, 0.985, 0.995, 1.0]
     c = -curve / 0.385 * (u - u ** 3)  # max |c| = curve at u = 0.577
     c[0] = 0.0
     w = width * (1 - 0.45 * np.clip(u, 0, 1)) * np.sqrt(np.clip(1 - ((u - 0.88) / 0.125).clip(0) ** 2, 0.04, 1))
-    t = thickness * np.where(u > 0.95, 0.6, 1.0)
+    t = thickness * (1 - 0.4 * np.clip((u - 0.85) / 0.15, 0, 1))
     rings = []
     for z, ci, wi, ti in zip(u * length, c, w, t):
         # edge on the shear face, back, outer back, and a bevel towards the edge
