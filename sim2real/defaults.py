@@ -164,7 +164,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "jpeg_quality": F([55, 90], "int_range", 0, 100, doc="video compression quality; 0 = none"),
         # scene effects drawn from their own random stream (0 probability: the image as without them)
         "smoke_prob": F(0.25, "float", 0.0, 1.0, doc="probability of a cautery-smoke veil in a sample"),
-        "smoke_strength": F([0.1, 0.4], "range", 0.0, 1.0, doc="smoke veil opacity where it is thickest"),
+        "smoke_strength": F([0.08, 0.3], "range", 0.0, 1.0, doc="smoke veil opacity where it is thickest"),
         "smoke_color": F([[0.45, 0.45, 0.45], [0.75, 0.73, 0.70]], "color", 0.0, 1.0,
                          doc="smoke colour, linear RGB; one shade between low and high"),
         "smoke_depth_m": F([0.03, 0.1], "range", 0.0, 10.0,

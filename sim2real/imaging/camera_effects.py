@@ -221,7 +221,7 @@ def smoke_field(h: int, w: int, rng: np.random.Generator, blobs: int = 4) -> np.
         g = rng.uniform(0.4, 1.0)
         f += np.float32(g) * np.outer(np.exp(-0.5 * ((yy - cy) / s) ** 2), np.exp(-0.5 * ((xx - cx) / s) ** 2))
     f /= max(float(f.max()), 1e-6)
-    return np.float32(0.3) + np.float32(0.7) * f
+    return np.float32(0.15) + np.float32(0.85) * f
 
 
 def smoke(x: np.ndarray, strength: float, color, rng: np.random.Generator, depth: np.ndarray | None = None,
