@@ -272,8 +272,9 @@ def _check_consistency(cfg: dict, where: str) -> None:
         if t not in table:
             raise ConfigError(f"{where}: scene.target names unknown class {t!r}; known: {', '.join(table.names)}")
     for kind in cfg["instruments"]["kinds"]:
-        if kind not in ("grasper", "hook", "clip_applier"):
-            raise ConfigError(f"{where}: instruments.kinds has {kind!r}; known: grasper, hook, clip_applier")
+        if kind not in ("grasper", "hook", "clip_applier", "scissors", "suction"):
+            raise ConfigError(f"{where}: instruments.kinds has {kind!r}; known: grasper, hook, clip_applier, "
+                              f"scissors, suction")
     if cfg["scene"]["mode"] == "meshes":
         if not cfg["meshes"]:
             raise ConfigError(f"{where}: scene.mode = 'meshes' needs at least one [[meshes]] entry")

@@ -122,8 +122,10 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "instruments": {
         "count": F([1, 3], "int_range", 0, 8, doc="instruments per sample"),
-        "kinds": F(["grasper", "hook"], "list_str",
-                   doc="grasper, hook or clip_applier; drawn uniformly per instrument"),
+        "kinds": F(["grasper", "grasper", "grasper", "grasper", "hook", "hook", "hook", "hook", "clip_applier",
+                    "scissors", "suction"], "list_str",
+                   doc="grasper, hook, clip_applier, scissors or suction; one drawn uniformly per instrument "
+                       "(repeat a kind to weight it; the default weighs them roughly as in cholecystectomy)"),
         "shaft_radius_m": F([0.0025, 0.005], "range", 0.0005, 0.02, doc="2.5 mm = a 5 mm instrument"),
         "tip_length_m": F([0.015, 0.022], "range", 0.002, 0.1),
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
@@ -131,11 +133,27 @@ SCHEMA: dict[str, dict[str, F]] = {
         "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
         "shaft_color": F([[0.016, 0.014, 0.020], [0.034, 0.032, 0.038]], "color", 0.0, 1.0, doc="insulation, linear RGB; one shade between low and high"),
         "tip_color": F([[0.665, 0.584, 0.765], [0.871, 0.789, 0.971]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB; one shade between low and high"),
-        "tip_roughness": F([0.25, 0.45], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
+        "tip_roughness": F([0.35, 0.55], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
         "shaft_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="insulated shaft: matte black plastic"),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
                    "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units (procedural "
                    "scenes; patient-mesh scenes derive theirs from the meshes and the scope)"),
+        # per-instrument looks (their own random stream): brushed, not mirror-like, metal
+        "tip_metallic": F([0.55, 0.85], "range", 0.0, 1.0,
+                          doc="metal parts' metallic mix (below 1: brushed steel with a diffuse share, no mirror)"),
+        "tip_specular": F([0.25, 0.45], "range", 0.0, 1.0, doc="metal parts' specular level"),
+        "shaft_metal_share": F(0.15, "float", 0.0, 1.0,
+                               doc="probability that a shaft is bare brushed metal instead of insulated plastic"),
+        "metal_shaft_color": F([[0.40, 0.40, 0.42], [0.62, 0.62, 0.65]], "color", 0.0, 1.0,
+                               doc="bare metal shaft, linear RGB; one shade between low and high"),
+        "metal_shaft_roughness": F([0.3, 0.5], "range", 0.0, 1.0, doc="bare metal shaft roughness"),
+        "sleeve_color": F([[0.50, 0.48, 0.42], [0.78, 0.75, 0.66]], "color", 0.0, 1.0,
+                          doc="the L-hook's white-cream insulating sleeve, linear RGB; one shade between low and high"),
+        "sleeve_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="the L-hook's sleeve roughness"),
+        "suction_metal_share": F(0.5, "float", 0.0, 1.0,
+                                 doc="probability that a suction cannula is metal (else grey plastic)"),
+        "suction_color": F([[0.10, 0.10, 0.11], [0.30, 0.30, 0.32]], "color", 0.0, 1.0,
+                           doc="grey plastic suction cannula, linear RGB; one shade between low and high"),
     },
     "camera_effects": {
         "enabled": F(True, "bool", doc="image-only effects after rendering; labels never see them"),
@@ -146,6 +164,18 @@ SCHEMA: dict[str, dict[str, F]] = {
         "white_balance": F([0.92, 1.08], "range", 0.5, 2.0, doc="red and blue gains (independent draws)"),
         "saturation": F([0.85, 1.1], "range", 0.0, 3.0, doc="colour saturation"),
         "jpeg_quality": F([55, 90], "int_range", 0, 100, doc="video compression quality; 0 = none"),
+        # scene effects drawn from their own random stream (0 probability: the image as without them)
+        "smoke_prob": F(0.25, "float", 0.0, 1.0, doc="probability of a cautery-smoke veil in a sample"),
+        "smoke_strength": F([0.08, 0.3], "range", 0.0, 1.0, doc="smoke veil opacity where it is thickest"),
+        "smoke_color": F([[0.45, 0.45, 0.45], [0.75, 0.73, 0.70]], "color", 0.0, 1.0,
+                         doc="smoke colour, linear RGB; one shade between low and high"),
+        "smoke_depth_m": F([0.03, 0.1], "range", 0.0, 10.0,
+                           doc="smoke thickens over this distance from the scope (0: as thick near as far)"),
+        "motion_blur_prob": F(0.3, "float", 0.0, 1.0, doc="probability of motion blur in a sample"),
+        "motion_blur_px": F([2.0, 12.0], "range", 0.0, 100.0, doc="blur length, pixels at 452 px width"),
+        "camera_shake_share": F(0.3, "float", 0.0, 1.0,
+                                doc="share of motion-blurred samples blurred whole (camera shake) "
+                                    "rather than on the instruments only"),
     },
 }
 

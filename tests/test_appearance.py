@@ -1,5 +1,6 @@
 """Appearance is image-only: camera effects, tissue looks and their statistics (no bpy)."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -80,9 +81,15 @@ def test_appearance_settings_never_move_geometry_or_labels_inputs():
         assert np.array_equal(a.camera.camera_to_world, b.camera.camera_to_world)
         assert a.render.fov_mask == b.render.fov_mask
         assert a.effects is not None and b.effects is None
-        shafts = [o for o in b.objects if o.name.endswith("_shaft")]
-        assert shafts and all(np.allclose(o.material.base_color, 0.2) and o.material.metallic == 0 for o in shafts)
-        assert all(o.material.metallic == 1.0 for o in b.objects if o.name.endswith("_tip"))
+        shafts = {o.name: o for o in b.objects if o.name.endswith("_shaft")}
+        insulated = [shafts[f"tool{ins.index}_shaft"] for ins in b.instruments if ins.look["shaft"] == "insulated"]
+        assert len(shafts) == len(b.instruments) and all(
+            np.allclose(o.material.base_color, 0.2) and o.material.metallic == 0 for o in insulated)
+        # brushed metal: a metallic mix in the preset's range, never a pure mirror-like metal
+        lo, hi = looks["instruments"]["tip_metallic"]
+        tips = {o.name: o for o in b.objects if o.name.endswith("_tip")}
+        assert all(lo <= tips[f"tool{ins.index}_tip"].material.metallic <= hi < 1
+                   for ins in b.instruments if ins.look["shaft"] != "grey")  # a grey suction cannula: plastic
 
 
 def test_lab_conversion_matches_reference_values():
@@ -100,3 +107,127 @@ def test_lab_conversion_matches_reference_values():
     s.add(img, np.array([[1] * 4] * 2 + [[0] * 4] * 2), np.ones((4, 4), bool))
     assert delta_e76(s.mean("a"), [53.24, 80.09, 67.20]) < 0.05
     assert s.clipped_share == 1.0
+
+
+# --- smoke and motion blur ------------------------------------------------------------------
+
+NEUTRAL = CameraEffects(vignetting=0.0, defocus_px=0.0, noise=0.0, gamma=1.0, gains=(1.0, 1.0, 1.0),
+                        saturation=1.0, jpeg_quality=0, seed=3)
+
+
+def _tool_passes(h=48, w=80, seed=0):
+    """Random tissue; a tool (instance 3 -> class 7) as a bright bar across the middle."""
+    img, lab, k = _passes(h, w, seed)
+    bar = np.zeros((h, w), bool)
+    bar[20:28, 10:60] = True
+    for c in "RGB":
+        img[f"V.Combined.{c}"] = np.where(bar, 0.9, img[f"V.Combined.{c}"] * 0.3).astype(np.float32)
+    lab["V.IndexOB.X"] = np.where(bar, 3.0, lab["V.IndexOB.X"])
+    lab["V.Depth.Z"] = np.where(bar, 0.03, np.where(np.arange(w)[None, :] < w // 2, 0.05, 0.15)).astype(np.float32)
+    return img, lab, k, bar
+
+
+def _run(fx, passes):
+    img, lab, k, _ = passes
+    return process(img, lab, k, np.eye(4), {1: 2, 2: 4, 3: 7}, None, effects=fx)
+
+
+def test_scene_effects_touch_no_label_and_repeat_exactly():
+    p = _tool_passes()
+    plain = _run(NEUTRAL, p)
+    for fx in (dataclasses.replace(NEUTRAL, smoke=0.4, smoke_depth_m=0.05),
+               dataclasses.replace(NEUTRAL, motion_blur_px=6, motion_blur_angle_deg=20),
+               dataclasses.replace(NEUTRAL, motion_blur_px=6, motion_blur_mode="frame", smoke=0.3)):
+        a, b = _run(fx, p), _run(fx, p)
+        for key in ("segmentation", "instances", "depth", "normals"):
+            assert np.array_equal(plain[key], a[key]), key
+        assert np.array_equal(a["image"], b["image"])
+        assert not np.array_equal(a["image"], plain["image"])
+    # the smoke's blobs follow the effects seed
+    fx = dataclasses.replace(NEUTRAL, smoke=0.4)
+    assert not np.array_equal(_run(fx, p)["image"], _run(dataclasses.replace(fx, seed=4), p)["image"])
+
+
+def _near(mask, r):
+    """Pixels within r (Euclidean) of the mask, by brute force."""
+    yy, xx = np.nonzero(mask)
+    gy, gx = np.mgrid[0:mask.shape[0], 0:mask.shape[1]]
+    d = np.min((gy[..., None] - yy) ** 2 + (gx[..., None] - xx) ** 2, -1)
+    return d <= r * r
+
+
+def test_tool_motion_blur_smears_the_tools_only():
+    p = _tool_passes()
+    bar = p[3]
+    plain = _run(NEUTRAL, p)["image"].astype(int)
+    length = 8.0
+    for angle in (0.0, 90.0, 35.0):
+        out = _run(dataclasses.replace(NEUTRAL, motion_blur_px=length, motion_blur_angle_deg=angle), p)["image"]
+        changed = np.any(out.astype(int) != plain, -1)
+        # off-tool pixels further than half the smear from the tool keep their exact values
+        assert not np.any(changed & ~_near(bar, length / 2 + 1))
+        # the tool smears over the tissue next to it along the blur direction
+        a = np.deg2rad(angle)
+        ahead = np.zeros_like(bar)
+        ys, xs = np.nonzero(bar)
+        for s in (1, 2, 3):
+            yy = np.clip(np.rint(ys + s * np.sin(a)).astype(int), 0, bar.shape[0] - 1)
+            xx = np.clip(np.rint(xs + s * np.cos(a)).astype(int), 0, bar.shape[1] - 1)
+            ahead[yy, xx] = True
+        ahead &= ~bar
+        assert ahead.any() and (out.astype(int) - plain)[ahead].mean() > 20  # the bright tool spreads out
+    # a blur along the bar leaves its middle as it was
+    along = _run(dataclasses.replace(NEUTRAL, motion_blur_px=length, motion_blur_angle_deg=0.0), p)["image"]
+    assert np.array_equal(along[24, 20:50], plain[24, 20:50].astype(np.uint8))
+
+
+def test_camera_shake_blurs_the_whole_frame_along_its_direction():
+    p = _tool_passes()
+    img, lab, k, bar = p
+    stripes = np.where((np.arange(80) // 4) % 2 == 0, 0.8, 0.05).astype(np.float32) * np.ones((48, 1), np.float32)
+    img = {f"V.Combined.{c}": stripes for c in "RGB"}  # vertical stripes 4 px wide
+    q = (img, lab, k, bar)
+    plain = _run(NEUTRAL, q)["image"].astype(float)
+    across = _run(dataclasses.replace(NEUTRAL, motion_blur_px=8, motion_blur_mode="frame"), q)["image"].astype(float)
+    along = _run(dataclasses.replace(NEUTRAL, motion_blur_px=8, motion_blur_mode="frame",
+                                     motion_blur_angle_deg=90.0), q)["image"].astype(float)
+    mid = np.s_[:, 8:-8]
+    assert plain[mid].std() > 80 and across[mid].std() < 0.3 * plain[mid].std()  # stripes smeared out
+    assert np.array_equal(along[mid], plain[mid])  # a blur along the stripes changes nothing
+
+
+def test_smoke_is_a_whitish_veil_thicker_far_away():
+    p = _tool_passes()
+    bar = p[3]
+    plain = _run(NEUTRAL, p)["image"].astype(float)
+    fx = dataclasses.replace(NEUTRAL, smoke=0.5, smoke_color=(0.7, 0.7, 0.7))
+    out = _run(fx, p)["image"].astype(float)
+    tissue = ~bar
+    assert (out[tissue] >= plain[tissue] - 1).all() and (out - plain)[tissue].mean() > 10  # dark tissue lifts
+    assert out[tissue].std() < plain[tissue].std()  # and loses contrast
+    # with depth: the far half (15 cm) is veiled more than the near half (5 cm)
+    deep = _run(dataclasses.replace(fx, smoke_depth_m=0.05), p)["image"].astype(float)
+    near, far = tissue & (np.arange(80)[None, :] < 40), tissue & (np.arange(80)[None, :] >= 40)
+    no_depth = (out - plain).mean(-1)
+    gain = (deep - plain).mean(-1) / np.maximum(no_depth, 1)
+    assert gain[far & (no_depth > 10)].mean() > gain[near & (no_depth > 10)].mean() + 0.2
+
+
+def test_scene_effects_with_probability_zero_leave_everything_as_before():
+    over = {"render.resolution": [64, 36]}
+    off = Sampler(load_config("default", {**over, "camera_effects.smoke_prob": 0.0,
+                                          "camera_effects.motion_blur_prob": 0.0}))
+    on = Sampler(load_config("default", {**over, "camera_effects.smoke_prob": 1.0,
+                                         "camera_effects.motion_blur_prob": 1.0}))
+    new = ("smoke", "smoke_color", "smoke_depth_m", "motion_blur_px", "motion_blur_angle_deg", "motion_blur_mode")
+    for i in range(3):
+        a, b = off(2, i).effects, on(2, i).effects
+        assert a.smoke == 0 and a.motion_blur_px == 0 and b.smoke > 0 and b.motion_blur_px > 0
+        # the older effects draw exactly as they did (the new ones have a stream of their own)
+        assert {k: v for k, v in a.__dict__.items() if k not in new} == \
+               {k: v for k, v in b.__dict__.items() if k not in new}
+    # and an effect at 0 is no effect: the image is the one the older effects alone give
+    img, lab, k = _passes()
+    base = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=FX)["image"]
+    zero = dataclasses.replace(FX, smoke=0.0, smoke_depth_m=0.1, motion_blur_px=0.0, motion_blur_angle_deg=40.0)
+    assert np.array_equal(process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=zero)["image"], base)

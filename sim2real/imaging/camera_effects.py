@@ -1,6 +1,7 @@
 """Image-only effects of a laparoscope's camera, applied after rendering (numpy only).
 
-Order follows the light path: white balance and vignetting on scene-linear light, a
+Order follows the light path: motion blur (during the exposure) and cautery smoke in the
+scene, then white balance and vignetting on scene-linear light, a
 slight defocus blur, the tone response (gamma, saturation) and 8-bit quantisation,
 sensor noise, then video (JPEG) compression. Every draw comes from the sample's
 :class:`~sim2real.scene.description.CameraEffects` (its ``seed`` included), so the same
@@ -120,12 +121,26 @@ def jpeg_artifacts(img8: np.ndarray, quality: int) -> np.ndarray:
     return np.round(np.clip(rgb, 0, 255)).astype(np.uint8)
 
 
-def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: float = 0.0) -> np.ndarray:
-    """Scene-linear (H, W, 3) render -> 8-bit sRGB camera image with the effects of ``fx``."""
+def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: float = 0.0,
+          tool_mask: np.ndarray | None = None, depth: np.ndarray | None = None) -> np.ndarray:
+    """Scene-linear (H, W, 3) render -> 8-bit sRGB camera image with the effects of ``fx``.
+
+    ``tool_mask`` (H, W bool, the instruments' label pixels) lets motion blur smear the tools
+    only; ``depth`` (H, W metres, inf where nothing) lets smoke thicken with distance.
+    """
     h, w = rgb_linear.shape[:2]
     rng = np.random.default_rng(fx.seed)
     # float32 throughout: image-only arithmetic, half the memory traffic of float64
-    x = rgb_linear.astype(np.float32) * np.float32(2.0 ** exposure) * np.asarray(fx.gains, np.float32)
+    x = rgb_linear.astype(np.float32) * np.float32(2.0 ** exposure)
+    # in the scene, before the lens: motion during the exposure, then smoke in front of everything
+    if getattr(fx, "motion_blur_px", 0.0) > 0:
+        if fx.motion_blur_mode == "frame":
+            x = motion_blur(x, fx.motion_blur_px, fx.motion_blur_angle_deg)
+        elif tool_mask is not None:  # no label pass, no tools to smear
+            x = motion_blur(x, fx.motion_blur_px, fx.motion_blur_angle_deg, tool_mask)
+    if getattr(fx, "smoke", 0.0) > 0:
+        x = smoke(x, fx.smoke, fx.smoke_color, np.random.default_rng([fx.seed, 1]), depth, fx.smoke_depth_m)
+    x = x * np.asarray(fx.gains, np.float32)
     x = x * vignette(w, h, fx.vignetting, circle).astype(np.float32)[..., None]
     x = gaussian_blur(x, fx.defocus_px)
     x = np.clip(x, 0.0, 1.0) ** np.float32(fx.gamma)
@@ -140,3 +155,83 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
     if fx.jpeg_quality > 0:
         img = jpeg_artifacts(img, fx.jpeg_quality)
     return img
+
+
+def _line_taps(length: float, angle_deg: float) -> dict[tuple[int, int], float]:
+    """A box kernel along a line of ``length`` pixels centred on 0: {(dy, dx): weight}.
+
+    Taps at most 1/2 pixel apart, each rounded to the nearest pixel (taps landing on the
+    same pixel add up), so one shifted slice per pixel the line crosses."""
+    n = max(2, int(np.ceil(2 * length)) + 1)
+    t = np.linspace(-length / 2, length / 2, n)
+    a = np.deg2rad(angle_deg)
+    dx, dy = np.rint(t * np.cos(a)).astype(int), np.rint(t * np.sin(a)).astype(int)
+    taps: dict[tuple[int, int], float] = {}
+    for y, x in zip(dy, dx):
+        taps[(int(y), int(x))] = taps.get((int(y), int(x)), 0.0) + 1.0 / n
+    return taps
+
+
+def line_blur(img: np.ndarray, length: float, angle_deg: float) -> np.ndarray:
+    """Blur an (H, W) or (H, W, C) float image along a line (edges replicated); centred on
+    each pixel, so the blurred image shows the scene at mid-exposure."""
+    taps = _line_taps(length, angle_deg)
+    r = max(max(abs(y), abs(x)) for y, x in taps)
+    h, w = img.shape[:2]
+    pad = [(r, r), (r, r)] + [(0, 0)] * (img.ndim - 2)
+    p = np.pad(img, pad, mode="edge")
+    out = np.zeros_like(img)
+    for (y, x), wgt in taps.items():
+        out += np.asarray(wgt, img.dtype) * p[r + y:r + y + h, r + x:r + x + w]
+    return out
+
+
+def motion_blur(x: np.ndarray, length: float, angle_deg: float, tool_mask: np.ndarray | None = None) -> np.ndarray:
+    """Linear motion blur of ``length`` pixels at ``angle_deg``: of the whole frame (camera
+    shake) when ``tool_mask`` is None, else of the instruments only. The tools are blurred as a
+    layer over the tissue (premultiplied by their mask, the mask blurred alike), so they smear
+    over the tissue behind them; pixels the smear does not reach keep their exact values."""
+    if length <= 0:
+        return x
+    if tool_mask is None:
+        return line_blur(x, length, angle_deg)
+    rows, cols = np.flatnonzero(tool_mask.any(1)), np.flatnonzero(tool_mask.any(0))
+    if not len(rows):
+        return x
+    # only the tools' bounding box, grown by the smear's reach, can change
+    r = int(np.ceil(length / 2)) + 1
+    win = (slice(max(rows[0] - r, 0), rows[-1] + r + 1), slice(max(cols[0] - r, 0), cols[-1] + r + 1))
+    xs, m = x[win], tool_mask[win].astype(x.dtype)
+    tools = line_blur(xs * m[..., None], length, angle_deg)
+    cover = line_blur(m, length, angle_deg)
+    out = x.copy()
+    tools += (1 - cover)[..., None] * xs
+    out[win] = tools
+    return out
+
+
+def smoke_field(h: int, w: int, rng: np.random.Generator, blobs: int = 4) -> np.ndarray:
+    """(H, W) float32 veil density in 0..1: a thin floor plus a few large soft blobs."""
+    yy = (np.arange(h, dtype=np.float32) + 0.5) / w
+    xx = (np.arange(w, dtype=np.float32) + 0.5) / w
+    f = np.zeros((h, w), np.float32)
+    for _ in range(blobs):
+        cx, cy = rng.uniform(-0.1, 1.1), rng.uniform(-0.1, 1.1) * h / w
+        s = rng.uniform(0.12, 0.35)
+        g = rng.uniform(0.4, 1.0)
+        f += np.float32(g) * np.outer(np.exp(-0.5 * ((yy - cy) / s) ** 2), np.exp(-0.5 * ((xx - cx) / s) ** 2))
+    f /= max(float(f.max()), 1e-6)
+    return np.float32(0.15) + np.float32(0.85) * f
+
+
+def smoke(x: np.ndarray, strength: float, color, rng: np.random.Generator, depth: np.ndarray | None = None,
+          depth_m: float = 0.0) -> np.ndarray:
+    """Blend a whitish cautery-smoke veil over scene-linear ``x``: alpha = strength x field
+    (x (1 - exp(-depth / depth_m)) when a depth map is given: thicker far away)."""
+    h, w = x.shape[:2]
+    alpha = np.float32(strength) * smoke_field(h, w, rng)
+    if depth is not None and depth_m > 0:
+        d = np.where(np.isfinite(depth), depth, np.float32(1e3)).astype(np.float32)
+        alpha = alpha * (1 - np.exp(-d / np.float32(depth_m)))
+    a = alpha[..., None]
+    return x * (1 - a) + a * np.asarray(color, np.float32)

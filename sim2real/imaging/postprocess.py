@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from .. import __version__
-from ..classes import ClassTable
+from ..classes import BASE_CLASSES, ClassTable
 from ..dataset.format import class_pixel_counts
 from . import camera_effects
 from .camera_effects import linear_to_srgb8
@@ -80,7 +80,8 @@ def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.n
     if effects is None:
         image = linear_to_srgb8(rgb, exposure)
     else:
-        image = camera_effects.apply(rgb, effects, circle, exposure)
+        tools = np.isin(seg, [c.id for c in BASE_CLASSES if c.name in ("tool_shaft", "tool_tip")])
+        image = camera_effects.apply(rgb, effects, circle, exposure, tool_mask=tools, depth=depth)
     image[~inside] = 0
     return {"image": image, "segmentation": seg, "instances": inst, "depth": depth, "normals": normals}
 
@@ -106,6 +107,7 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
             "tip_pixel": (uvw[:2] / uvw[2]).tolist() if uvw[2] > 0 else None,
             "opening_deg": float(np.rad2deg(ins.opening_rad)),
             "shaft_radius_m": ins.shaft_radius_m,
+            "look": getattr(ins, "look", None) or {},
             "visible_pixels": {
                 "shaft": int(np.sum(arrays["instances"] == ins.shaft_instance_id)),
                 "tip": int(np.sum(arrays["instances"] == ins.tip_instance_id)),

@@ -76,13 +76,14 @@ class Light:
 @dataclass
 class Instrument:
     index: int
-    kind: str  # grasper | hook | clip_applier
+    kind: str  # grasper | hook | clip_applier | scissors | suction
     shaft_instance_id: int
     tip_instance_id: int
     pose_world: np.ndarray  # 4x4: origin at the shaft end (joint), +z along the shaft towards the tip
     tip_world: np.ndarray  # (3,) the working end: midpoint of the jaw ends / outside of the hook's bend
     opening_rad: float
     shaft_radius_m: float
+    look: dict = field(default_factory=dict)  # the drawn look (shaft metal or insulated, colours...), for meta.json
 
 
 @dataclass
@@ -97,6 +98,16 @@ class CameraEffects:
     saturation: float
     jpeg_quality: int  # 0 = no compression
     seed: int
+    # cautery smoke: a low-frequency whitish veil (0 = none), its colour (linear RGB) and the depth
+    # (metres) over which it thickens (0: as thick near as far)
+    smoke: float = 0.0
+    smoke_color: tuple[float, float, float] = (0.6, 0.6, 0.6)
+    smoke_depth_m: float = 0.0
+    # motion blur: a linear smear of this length (pixels of this image, 0 = none) at this angle
+    # (degrees, image x towards y), on the instruments only ("tools") or on the whole frame ("frame")
+    motion_blur_px: float = 0.0
+    motion_blur_angle_deg: float = 0.0
+    motion_blur_mode: str = "tools"
 
 
 @dataclass

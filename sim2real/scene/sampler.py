@@ -7,6 +7,7 @@ stream per concern (shapes, materials, camera, instruments, light), so the same
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -123,7 +124,8 @@ class Sampler:
         """One independent generator per concern, from (seed, index) alone."""
         ss = np.random.SeedSequence([int(seed), int(index)])
         # appended names only: a new stream never changes what the earlier ones draw
-        names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects")
+        names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects",
+                 "tool_looks", "image_effects")
         return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
@@ -141,11 +143,15 @@ class Sampler:
         for inst, shaft, tip in instruments:
             # the look of the tools comes from its own stream: placement draws stay as they were
             shaft.material, tip.material = sample_tool_materials(r["appearance"], cfg["instruments"])
+            shaft.material, tip.material, extra, inst.look = sample_tool_look(
+                r["tool_looks"], cfg["instruments"], inst.kind, shaft.material, tip.material)
             if tip.part_materials:  # the tip's metal and insulated parts take the same looks (a clip keeps its own)
-                looks = dict(zip(shapes.TIP_PARTS, tip.part_materials), metal=tip.material, insulation=shaft.material)
+                looks = dict(zip(shapes.TIP_PARTS, tip.part_materials), metal=tip.material, insulation=shaft.material,
+                             **extra)
                 tip.part_materials = tuple(looks[p] for p in shapes.TIP_PARTS)
             objects += [shaft, tip]
         effects = sample_camera_effects(r["camera_effects"], cfg["camera_effects"], camera.width)
+        effects = sample_scene_effects(r["image_effects"], cfg["camera_effects"], camera.width, effects)
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
                                 render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
                                 target_class=target_class, target_point=target_point, effects=effects,
@@ -360,13 +366,13 @@ class Sampler:
                     _count(failed, "the shaft would cross another instrument")
                     continue
                 tl = _u(rng, ic["tip_length_m"])
-                opening = np.deg2rad(_u(rng, ic["opening_deg"])) if kind != "hook" else 0.0
+                opening = np.deg2rad(_u(rng, ic["opening_deg"])) if kind not in ("hook", "suction") else 0.0
                 if kind == "clip_applier":
                     opening *= 0.5  # its jaws open less than a grasper's
                 (sv, sf), (tv, tf, tparts), pose = shapes.instrument(rng, kind, entry, tip, r, tl, opening)
                 smat = _metal(rng, ic["shaft_color"], (0.3, 0.5), metallic=0.3)
                 tmat = _metal(rng, ic["tip_color"], ic["tip_roughness"], metallic=1.0)
-                looks = {"metal": tmat, "insulation": smat, "clip": tmat}
+                looks = {"metal": tmat, "insulation": smat, "clip": tmat, "sleeve": smat, "hole": smat}
                 if kind == "clip_applier":
                     looks["clip"] = _metal(rng, [[0.75, 0.72, 0.68], [0.9, 0.88, 0.85]], (0.2, 0.35), metallic=1.0)
                 shaft = MeshObject(f"tool{i}_shaft", self.table.id_of("tool_shaft"), next_id, sv, sf, smat)
@@ -443,3 +449,61 @@ def _cone(rng, axis: np.ndarray, half_angle: float) -> np.ndarray:
     a = normalize(np.cross(axis, [1, 0, 0] if abs(axis[0]) < 0.9 else [0, 1, 0]))
     b = np.cross(axis, a)
     return normalize(cos_t * axis + sin_t * (np.cos(phi) * a + np.sin(phi) * b))
+
+
+def _rgb(c) -> list[float]:
+    return [round(float(x), 5) for x in c]
+
+
+def sample_tool_look(rng: np.random.Generator, ic: dict, kind: str, shaft: Material, tip: Material):
+    """One instrument's look (the 'tool_looks' stream; the same draws for every kind).
+
+    Returns ``(shaft, tip, parts, look)``: the shaft's and the metal parts' materials, the
+    materials of the extra tip parts (``sleeve``, ``hole``) and the record for meta.json.
+    Metal is brushed, never a mirror (a metallic mix below 1, a lower specular level); a share
+    of shafts is bare metal; a suction cannula is all metal or all grey plastic.
+    """
+    metal_shaft = rng.random() < ic["shaft_metal_share"]
+    metal_color = _shade(rng, ic["metal_shaft_color"])
+    metal_rough = _u(rng, ic["metal_shaft_roughness"])
+    metallic, specular = _u(rng, ic["tip_metallic"]), _u(rng, ic["tip_specular"])
+    sleeve = Material(base_color=_shade(rng, ic["sleeve_color"]), roughness=_u(rng, ic["sleeve_roughness"]),
+                      specular=0.4, metallic=0.0, coat=float(rng.uniform(0.0, 0.2)), coat_roughness=0.3)
+    metal_cannula = rng.random() < ic["suction_metal_share"]
+    grey = _shade(rng, ic["suction_color"])
+    tip = dataclasses.replace(tip, metallic=metallic, specular=specular)
+    metal = Material(base_color=metal_color, roughness=metal_rough, specular=specular, metallic=metallic)
+    if kind == "suction":  # one tube: the shaft and its end look alike
+        shaft_kind = "metal" if metal_cannula else "grey"
+        shaft = metal if metal_cannula else dataclasses.replace(shaft, base_color=grey)
+        tip = dataclasses.replace(shaft)
+    else:
+        shaft_kind = "metal" if metal_shaft else "insulated"
+        if metal_shaft:
+            shaft = metal
+    hole = Material(base_color=(0.01, 0.01, 0.01), roughness=0.7, specular=0.2)
+    look = {"shaft": shaft_kind, "shaft_color": _rgb(shaft.base_color), "shaft_roughness": shaft.roughness,
+            "shaft_metallic": shaft.metallic, "tip_color": _rgb(tip.base_color), "tip_roughness": tip.roughness,
+            "tip_metallic": tip.metallic, "tip_specular": tip.specular}
+    if kind == "hook":
+        look.update(sleeve_color=_rgb(sleeve.base_color), sleeve_roughness=sleeve.roughness)
+    return shaft, tip, {"sleeve": sleeve, "hole": hole}, look
+
+
+def sample_scene_effects(rng: np.random.Generator, ce: dict, width: int, fx: CameraEffects | None):
+    """Cautery smoke and motion blur of one sample (the 'image_effects' stream; the same draws
+    whatever comes out), added to its camera effects; None stays None (effects off)."""
+    smoke_on = rng.random() < ce["smoke_prob"]
+    smoke = _u(rng, ce["smoke_strength"])
+    color = _shade(rng, ce["smoke_color"])
+    depth_m = _u(rng, ce["smoke_depth_m"])
+    blur_on = rng.random() < ce["motion_blur_prob"]
+    length = _u(rng, ce["motion_blur_px"]) * width / 452
+    angle = float(rng.uniform(0.0, 180.0))
+    shake = rng.random() < ce["camera_shake_share"]
+    if fx is None:
+        return None
+    return dataclasses.replace(
+        fx, smoke=smoke if smoke_on else 0.0, smoke_color=color, smoke_depth_m=depth_m,
+        motion_blur_px=length if blur_on else 0.0, motion_blur_angle_deg=angle,
+        motion_blur_mode="frame" if shake else "tools")

@@ -111,9 +111,10 @@ def ligament(rng: np.random.Generator, x: float, y0: float, width: float, z0: fl
 
 
 # Parts of an instrument's tip mesh (per-face labels), for materials: the label class
-# of every part stays tool_tip.
-TIP_PARTS = ("metal", "insulation", "clip")
-KINDS = ("grasper", "hook", "clip_applier")
+# of every part stays tool_tip. "sleeve" is the L-hook's white insulating sleeve, "hole" the
+# dark inside of the suction cannula (its open end and side holes).
+TIP_PARTS = ("metal", "insulation", "clip", "sleeve", "hole")
+KINDS = ("grasper", "hook", "clip_applier", "scissors", "suction")
 
 
 def _join(parts):
@@ -184,7 +185,8 @@ def _grasper(r: float, tip_length: float, opening: float, clip: bool = False):
 
 
 def _hook(r: float, tip_length: float):
-    """An L-hook electrode: insulated sleeve, bare wire rod bent 90 degrees into a short arm.
+    """An L-hook electrode: a short insulated collar, a white insulating sleeve tapering onto the
+    wire, and the bare wire rod bent 90 degrees into a short arm.
 
     The outside of the bend (the surface the surgeon works with) sits on the axis at ``tip_length``.
     """
@@ -193,10 +195,18 @@ def _hook(r: float, tip_length: float):
     arm = r * 1.3
     corner = (bend + rr) / np.sqrt(2)
     yc, zb = corner - bend, tip_length - corner  # the rod's line and where it starts to bend
-    sleeve_end = tip_length * 0.45
-    sv, sf = loft(np.stack([np.c_[rad * np.cos(a), rad * np.sin(a), np.full(48, z)]
-                            for rad, z in ((r * 0.95, 0.0), (r * 0.95, tip_length * 0.2), (rr * 2.0, sleeve_end))
-                            for a in [np.linspace(0, 2 * np.pi, 48, endpoint=False)]]))
+    collar_end, sleeve_end = tip_length * 0.08, tip_length * HOOK_SLEEVE_END
+    ring = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+
+    def revolve(profile):
+        return loft(np.stack([np.c_[rad * np.cos(ring), rad * np.sin(ring), np.full(48, z)] for rad, z in profile]))
+
+    cv, cf = revolve([(r * 0.95, 0.0), (r * 0.95, collar_end)])
+    # the sleeve: full width over its first part, then a smooth taper onto the wire
+    t = np.linspace(0, 1, 9)
+    taper = [(rr * 1.6 + (r * 0.95 - rr * 1.6) * (0.5 + 0.5 * np.cos(np.pi * x)),
+              tip_length * 0.3 + x * (sleeve_end - tip_length * 0.3)) for x in t]
+    sv, sf = revolve([(r * 0.95, collar_end), *taper])
     phi = np.linspace(0, np.pi / 2, 13)
     path = np.concatenate([
         np.c_[np.full(2, yc), [tip_length * 0.3, zb]],
@@ -204,7 +214,7 @@ def _hook(r: float, tip_length: float):
         np.c_[[yc + bend + arm], [zb + bend]],
     ])
     rv, rf = tube(np.c_[np.zeros(len(path)), path], rr, n=24)
-    return _join([(sv, sf, "insulation"), (rv, rf, "metal")])
+    return _join([(cv, cf, "insulation"), (sv, sf, "sleeve"), (rv, rf, "metal")])
 
 
 def instrument(rng: np.random.Generator, kind: str, entry: np.ndarray, tip: np.ndarray, shaft_radius: float,
@@ -212,9 +222,10 @@ def instrument(rng: np.random.Generator, kind: str, entry: np.ndarray, tip: np.n
     """Shaft (entry -> joint) and tip meshes plus the joint pose (4x4, +z along the shaft).
 
     Returns ``(shaft_v, shaft_f), (tip_v, tip_f, tip_parts), pose``: ``tip_parts`` gives each
-    tip face's part (an index into :data:`TIP_PARTS`). The working end (the midpoint of the
-    jaw ends, or the outside of the hook's bend) reaches exactly ``tip``; the joint sits
-    ``tip_length`` before it on the shaft axis.
+    tip face's part (an index into :data:`TIP_PARTS`). The working end (:data:`TIP_POINT`:
+    the midpoint of the jaw or blade ends, the outside of the hook's bend, the centre of the
+    suction cannula's open end) reaches exactly ``tip``; the joint sits ``tip_length`` before it
+    on the shaft axis.
     """
     axis = normalize(tip - entry)
     joint = tip - axis * tip_length
@@ -232,7 +243,98 @@ def instrument(rng: np.random.Generator, kind: str, entry: np.ndarray, tip: np.n
         tv, tf, tp = _grasper(shaft_radius, tip_length, opening, clip=True)
     elif kind == "hook":
         tv, tf, tp = _hook(shaft_radius, tip_length)
+    elif kind == "scissors":
+        tv, tf, tp = _scissors(shaft_radius, tip_length, opening)
+    elif kind == "suction":
+        tv, tf, tp = _suction(shaft_radius, tip_length)
     else:
         raise ValueError(f"unknown instrument kind {kind!r}")
     to_world = lambda v: v @ rot.T + joint  # noqa: E731
     return (to_world(sv), sf), (to_world(tv), tf, tp), pose
+
+
+# Where each kind's working end is: the point ``tip_world`` records (on the shaft axis,
+# ``tip_length`` beyond the joint).
+TIP_POINT = {
+    "grasper": "midpoint of the two jaw ends",
+    "hook": "outside of the L-hook's bend",
+    "clip_applier": "midpoint of the two jaw ends",
+    "scissors": "midpoint of the two blade ends",
+    "suction": "centre of the cannula's open end",
+}
+HOOK_SLEEVE_END = 0.7  # the L-hook's white sleeve ends here (share of tip_length); bare metal beyond
+
+
+def _blade(length: float, width: float, thickness: float, sign: int, curve: float, n: int = 14):
+    """One curved scissor blade from its pivot (z=0) to its end (z=length), a plate in the y-z
+    plane: the cutting edge runs along y = c(z) (c = 0 at the pivot and at the end, bowing by up to
+    ``curve`` towards -y, so the end turns towards +y like a Metzenbaum blade), the back at
+    c(z) + ``sign`` * w(z); the blade lies on the ``sign`` side of x = 0 (the two blades shear past
+    each other on that plane). The cutting edge's end meets (0, 0, length) exactly."""
+    u = np.r_[-0.08, np.linspace(0.0, 0.88, n - 6), 0.92, 0.95, 0.97, 0.985, 0.995, 1.0]
+    c = -curve / 0.385 * (u - u ** 3)  # max |c| = curve at u = 0.577
+    c[0] = 0.0
+    w = width * (1 - 0.45 * np.clip(u, 0, 1)) * np.sqrt(np.clip(1 - ((u - 0.88) / 0.125).clip(0) ** 2, 0.04, 1))
+    t = thickness * (1 - 0.4 * np.clip((u - 0.85) / 0.15, 0, 1))
+    rings = []
+    for z, ci, wi, ti in zip(u * length, c, w, t):
+        # edge on the shear face, back, outer back, and a bevel towards the edge
+        sec = np.array([[0.0, ci], [0.0, ci + sign * wi], [sign * ti, ci + sign * wi * 0.9],
+                        [sign * ti, ci + sign * wi * 0.35]])
+        rings.append(np.c_[sec, np.full(4, z)])
+    rings = np.asarray(rings)
+    a = rings[0, :, :2]
+    area = np.sum(a[:, 0] * np.roll(a[:, 1], -1) - np.roll(a[:, 0], -1) * a[:, 1])
+    if area < 0:  # counter-clockwise about +z
+        rings = rings[:, ::-1]
+    return loft(rings)
+
+
+def _scissors(r: float, tip_length: float, opening: float):
+    """Laparoscopic (Metzenbaum-like) scissors: clevis, pivot pin and two curved blades that open
+    like a grasper's jaws; the midpoint of the blade ends lands on the axis at ``tip_length``."""
+    zh = tip_length * 0.2
+    parts = [(*cylinder(r * 0.92, zh + r * 0.3), "metal")]
+    pv, pf = cylinder(r * 0.3, r * 2.0, n=24)
+    parts.append((pv @ axis_angle([0, 1, 0], np.pi / 2).T + [-r, 0, zh], pf, "metal"))
+    length = (tip_length - zh) / np.cos(opening / 2)
+    curve = min(0.1 * length, 0.2 * r)
+    for sign in (1, -1):
+        bv, bf = _blade(length, r * 0.8, r * 0.28, sign, curve)
+        hinge = axis_angle([1, 0, 0], -sign * opening / 2)
+        parts.append((bv @ hinge.T + [0, 0, zh], bf, "metal"))
+    return _join(parts)
+
+
+def _suction(r: float, tip_length: float, holes: int = 4):
+    """A suction-irrigation cannula's end: a plain tube of the shaft's radius with a rounded lip
+    round its open end, a dark bore inside and ``holes`` side holes (dark patches on the wall).
+    The centre of the open end sits on the axis at ``tip_length``."""
+    t = r * 0.18  # wall thickness
+    ring = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+
+    def revolve(profile):
+        return loft(np.stack([np.c_[rad * np.cos(ring), rad * np.sin(ring), np.full(48, z)] for rad, z in profile]),
+                    caps=False)
+
+    a = np.linspace(0, np.pi, 9)
+    lip = [(r - t / 2 + t / 2 * np.cos(x), tip_length - t / 2 + t / 2 * np.sin(x)) for x in a]
+    ov, of = revolve([(r, 0.0), *lip])
+    bottom = tip_length - min(2 * r, 0.8 * tip_length)
+    iv, i_f = revolve([(r - t, tip_length - t / 2), (r - t, bottom), (0.5 * (r - t), bottom), (1e-3 * r, bottom)])
+    parts = [(ov, of, "metal"), (iv, i_f, "hole")]
+    hr, rad = 0.35 * r, r * 1.004  # hole radius; just outside the wall
+    k = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    for h in range(holes):
+        phi0 = h * np.pi / 2 + (np.pi / 4 if h % 2 else 0.0)
+        z0 = tip_length * (0.42 if h % 2 == 0 else 0.66)
+        phis = np.r_[phi0, phi0 + hr / r * np.cos(k)]
+        zs = np.r_[z0, z0 + hr * np.sin(k)]
+        hv = np.c_[rad * np.cos(phis), rad * np.sin(phis), zs]
+        j = np.arange(16)
+        hf = np.stack([np.zeros(16, int), 1 + j, 1 + (j + 1) % 16], -1)
+        n = np.cross(hv[hf[0, 1]] - hv[0], hv[hf[0, 2]] - hv[0])
+        if n @ hv[0] < 0:  # outward
+            hf = hf[:, [0, 2, 1]]
+        parts.append((hv, hf.astype(np.int32), "hole"))
+    return _join(parts)
