@@ -158,10 +158,10 @@ MESH_SCHEMA: dict[str, F] = {
     "material": F("", "str", doc="tissue section whose look to use; default: the class's own"),
 }
 
-# Fields of one [[classes]] entry (extra classes beyond ids 0..7).
+# Fields of one [[classes]] entry (extra classes beyond ids 0..9).
 EXTRA_CLASS_SCHEMA: dict[str, F] = {
     "name": F(None, "str"),
-    "id": F(None, "int", 8, 255),
+    "id": F(None, "int", 10, 255),
     "color": F(None, "rgb255", 0, 255),
 }
 
