@@ -130,6 +130,10 @@ def make_material(name: str, m: Material):
             bsdf.inputs["Coat IOR"].default_value = 1.33  # water
     if m.alpha < 1:  # thin translucent membranes: Cycles lets the rest of a camera ray through
         compat.set_input(bsdf, "Alpha", m.alpha)
+        if m.color2 is None and m.noise_strength > 0:  # patchy: thinner and thicker parts
+            vec = g.coords(g.node("ShaderNodeTexCoord").outputs["Object"], m.texture_offset)
+            fac = g.noise(vec, m.noise_scale, detail=2.0).outputs["Fac"]
+            g.link(g.map_range(fac, 0.35, 0.65, m.alpha * (1 - m.noise_strength), m.alpha), bsdf.inputs["Alpha"])
     textured = (m.color2 is not None and m.noise_strength > 0) or m.vessels or m.lobules or m.fat_patches \
         or m.blood or m.bile
     if not textured:

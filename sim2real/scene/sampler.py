@@ -497,7 +497,7 @@ class Sampler:
                 sheets.append(shapes.membrane(rng, ga[i], a1, b0, b1, rng.uniform(0.0, 0.1)))
         if sheets:
             v, f = shapes.join_meshes(sheets)
-            mat = self._membrane_material(rng, cc)
+            mat = self._membrane_material(rng, cc, patchy=0.8)
             out.append(MeshObject("connective_sheets", 0, 0, v, f, mat, labelled=False))
             meta["sheets"] = {"count": len(sheets), "alpha": mat.alpha, "color": list(mat.base_color)}
         else:
@@ -506,11 +506,13 @@ class Sampler:
         return out
 
     @staticmethod
-    def _membrane_material(rng, cc) -> Material:
+    def _membrane_material(rng, cc, patchy: float = 0.0) -> Material:
+        """Whitish, wet, see-through; ``patchy`` > 0 varies the alpha over the surface (sheets)."""
         return Material(base_color=tuple(float(c) for c in _color(rng, cc["color"])),
                         roughness=float(rng.uniform(0.3, 0.5)), specular=0.5,
                         coat=float(rng.uniform(0.3, 0.8)), coat_roughness=float(rng.uniform(0.05, 0.15)),
-                        alpha=_u(rng, cc["opacity"]))
+                        alpha=_u(rng, cc["opacity"]), noise_strength=patchy, noise_scale=float(rng.uniform(150, 400)),
+                        texture_offset=tuple(float(x) for x in rng.uniform(-100, 100, 3)))
 
 
 class _CalotFrame:

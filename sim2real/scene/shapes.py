@@ -296,8 +296,9 @@ def membrane(rng: np.random.Generator, a0, a1, b0, b1, sag: float, ns: int = 10,
     """A thin open sheet spanning the segment a0-a1 (on one organ) to b0-b1 (on another),
     sagging by ``sag`` (fraction of its span) and gently rippled; both sides are faces."""
     a0, a1, b0, b1 = (np.asarray(x, float) for x in (a0, a1, b0, b1))
-    s = np.linspace(0, 1, ns)[:, None, None]
     t = np.linspace(0, 1, nt)[None, :, None]
+    # the free edges curve inwards (a web stretched between two organs), the span narrowest mid-way
+    s = 0.5 + (np.linspace(0, 1, ns)[:, None, None] - 0.5) * (1 - rng.uniform(0.2, 0.45) * np.sin(np.pi * t))
     a = a0 + (a1 - a0) * s
     b = b0 + (b1 - b0) * s
     span = float(np.linalg.norm((a0 + a1 - b0 - b1) / 2))
