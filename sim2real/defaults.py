@@ -191,7 +191,8 @@ SCHEMA["connective"] = {
     "enabled": F(True, "bool", doc="translucent strands and sheets over Calot's triangle (image only, never labelled)"),
     "strands": F([4, 12], "int_range", 0, 64, doc="fibres between the gallbladder and the liver edge or fat"),
     "strand_radius_m": F([0.0002, 0.0006], "range", 0.00005, 0.005, doc="fibre radius (thicker where it fans out)"),
-    "sheets": F([1, 3], "int_range", 0, 16, doc="thin peritoneal sheets between the gallbladder and the liver edge or fat"),
+    "sheets": F([1, 3], "int_range", 0, 16,
+                doc="thin peritoneal sheets between the gallbladder and the liver edge or fat"),
     "opacity": F([0.3, 0.7], "range", 0.0, 1.0, doc="alpha of strands and sheets (1 = opaque)"),
     "color": F([[0.55, 0.50, 0.45], [0.85, 0.80, 0.75]], "color", 0.0, 1.0, doc="whitish colour range, linear RGB"),
 }

@@ -433,7 +433,8 @@ class Sampler:
                           dx=rd + ra + side, dz=lift)
         artery = _keep_apart(artery, duct, rd + ra + 0.0008)
         anat = {}
-        for name, sec, line, radius, length in (("cystic_duct", dc, duct, rd, ld), ("cystic_artery", ac, artery, ra, la)):
+        tubes = (("cystic_duct", dc, duct, rd, ld), ("cystic_artery", ac, artery, ra, la))
+        for name, sec, line, radius, length in tubes:
             if not sec["enabled"]:
                 anat[name] = None
                 continue
