@@ -1,6 +1,6 @@
 """The class table: the one source of truth for segmentation ids, names and colours.
 
-Ids 0..7 are fixed; a preset may add classes with ids from 8 up (``[[classes]]`` entries).
+Ids 0..9 are fixed; a preset may add classes with ids from 10 up (``[[classes]]`` entries).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ BASE_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(5, "ligament", (145, 30, 180)),
     ClassInfo(6, "tool_shaft", (0, 130, 200)),
     ClassInfo(7, "tool_tip", (70, 240, 240)),
+    ClassInfo(8, "cystic_duct", (210, 245, 60)),
+    ClassInfo(9, "cystic_artery", (245, 130, 48)),
 )
 FIRST_EXTRA_ID = len(BASE_CLASSES)
 MAX_CLASS_ID = 255  # segmentation is uint8

@@ -267,7 +267,7 @@ def _check_consistency(cfg: dict, where: str) -> None:
     try:
         table = class_table(cfg)
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{where}: [[classes]]: {one_line(exc)} (ids and names must be unique, ids 8..255)") from None
+        raise ConfigError(f"{where}: [[classes]]: {one_line(exc)} (ids and names must be unique, ids 10..255)") from None
     for t in cfg["scene"]["target"]:
         if t not in table:
             raise ConfigError(f"{where}: scene.target names unknown class {t!r}; known: {', '.join(table.names)}")

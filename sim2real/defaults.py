@@ -190,10 +190,10 @@ MESH_SCHEMA: dict[str, F] = {
     "material": F("", "str", doc="tissue section whose look to use; default: the class's own"),
 }
 
-# Fields of one [[classes]] entry (extra classes beyond ids 0..7).
+# Fields of one [[classes]] entry (extra classes beyond ids 0..9).
 EXTRA_CLASS_SCHEMA: dict[str, F] = {
     "name": F(None, "str"),
-    "id": F(None, "int", 8, 255),
+    "id": F(None, "int", 10, 255),
     "color": F(None, "rgb255", 0, 255),
 }
 
@@ -203,3 +203,29 @@ LABEL_RENDER = {
     "samples": 1,
     "filter_width": 0.01,
 }
+
+# Small anatomy of Calot's triangle and the connective tissue over it (procedural scenes).
+SCHEMA["cystic_duct"] = {
+    **_tissue([[0.36, 0.38, 0.20], [0.62, 0.62, 0.36]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
+              coat=(0.6, 1.0), vessels=(0.0, 0.4), vessel_color=[[0.25, 0.04, 0.04], [0.4, 0.08, 0.07]],
+              fat_patches=(0.0, 0.3), blood=(0.0, 0.03)),
+    "radius_m": F([0.001, 0.002], "range", 0.0002, 0.01, doc="duct radius (2-4 mm across)"),
+    "length_m": F([0.02, 0.05], "range", 0.005, 0.15,
+                  doc="length beyond the liver's inferior edge (the duct always starts in the gallbladder neck)"),
+}
+SCHEMA["cystic_artery"] = {
+    **_tissue([[0.36, 0.12, 0.10], [0.62, 0.32, 0.28]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
+              coat=(0.6, 1.0), vessels=(0.0, 0.3), fat_patches=(0.0, 0.2), blood=(0.0, 0.03)),
+    "radius_m": F([0.0005, 0.00125], "range", 0.0001, 0.01, doc="artery radius (1-2.5 mm across)"),
+    "length_m": F([0.02, 0.05], "range", 0.005, 0.15, doc="length beyond the liver's inferior edge"),
+}
+SCHEMA["connective"] = {
+    "enabled": F(True, "bool", doc="translucent strands and sheets over Calot's triangle (image only, never labelled)"),
+    "strands": F([4, 12], "int_range", 0, 64, doc="fibres between the gallbladder and the liver edge or fat"),
+    "strand_radius_m": F([0.0002, 0.0006], "range", 0.00005, 0.005, doc="fibre radius (thicker where it fans out)"),
+    "sheets": F([1, 3], "int_range", 0, 16,
+                doc="thin peritoneal sheets between the gallbladder and the liver edge or fat"),
+    "opacity": F([0.3, 0.7], "range", 0.0, 1.0, doc="alpha of strands and sheets (1 = opaque)"),
+    "color": F([[0.55, 0.50, 0.45], [0.85, 0.80, 0.75]], "color", 0.0, 1.0, doc="whitish colour range, linear RGB"),
+}
+TISSUES = TISSUES + ("cystic_duct", "cystic_artery")

@@ -49,7 +49,7 @@ def test_patient_b_renders_extra_classes(tmp_path, shared_data):
                   overrides={"render.resolution": [96, 64], "render.samples": 1, "render.denoise": False}))
     assert verify(tmp_path / "b") == {}
     ds = open_dataset(tmp_path / "b")
-    assert "artery" in ds.classes.names and ds.classes.id_of("artery") == 8
+    assert "artery" in ds.classes.names and ds.classes.id_of("artery") == 10
     seen = set()
     for s in ds:
         seen |= set(np.unique(s.segmentation()).tolist())

@@ -128,6 +128,12 @@ def make_material(name: str, m: Material):
         compat.set_input(bsdf, ["Coat Roughness", "Clearcoat Roughness"], m.coat_roughness)
         if bsdf.inputs.get("Coat IOR") is not None:
             bsdf.inputs["Coat IOR"].default_value = 1.33  # water
+    if m.alpha < 1:  # thin translucent membranes: Cycles lets the rest of a camera ray through
+        compat.set_input(bsdf, "Alpha", m.alpha)
+        if m.color2 is None and m.noise_strength > 0:  # patchy: thinner and thicker parts
+            vec = g.coords(g.node("ShaderNodeTexCoord").outputs["Object"], m.texture_offset)
+            fac = g.noise(vec, m.noise_scale, detail=2.0).outputs["Fac"]
+            g.link(g.map_range(fac, 0.35, 0.65, m.alpha * (1 - m.noise_strength), m.alpha), bsdf.inputs["Alpha"])
     textured = (m.color2 is not None and m.noise_strength > 0) or m.vessels or m.lobules or m.fat_patches \
         or m.blood or m.bile
     if not textured:
@@ -200,6 +206,7 @@ def make_mesh_object(o: MeshObject, col):
     obj = _tag(bpy.data.objects.new(o.name, mesh))
     obj.pass_index = o.instance_id
     obj["sim2real_class_id"] = o.class_id
+    obj["sim2real_labelled"] = bool(o.labelled)  # False: hidden from camera rays in the label render
     col.objects.link(obj)
     return obj
 

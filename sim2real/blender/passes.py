@@ -3,7 +3,9 @@
 The image is rendered with the configured samples and denoising. The labels (object
 index, depth, normals) come from a second one-sample render whose pixel filter is
 shrunk to the pixel centre, so no pass is ever averaged across an object edge. Both
-write plain EXR files (no compositor, which changed in Blender 5.0).
+write plain EXR files (no compositor, which changed in Blender 5.0). Objects built with
+``labelled=False`` (translucent connective tissue) are in the image only: the label
+render hides them from camera rays, so its passes show the surface beneath.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def render_labels(scene, path: Path) -> dict:
     compat.set_denoise(scene, False)
     bounces = scene.cycles.max_bounces
     scene.cycles.max_bounces = 0
+    hidden = _hide_unlabelled(scene)
     try:
         if compat.writes_passes_to_exr():
             vl.material_override = _label_material()
@@ -120,6 +123,19 @@ def render_labels(scene, path: Path) -> dict:
     finally:
         scene.cycles.max_bounces = bounces
         vl.material_override = previous_override
+        for obj, was in hidden:
+            obj.visible_camera = was
+
+
+def _hide_unlabelled(scene) -> list:
+    """Hide objects built with ``labelled=False`` (translucent connective tissue) from camera
+    rays, so every label pass shows the surface beneath them; returns what to restore."""
+    hidden = []
+    for obj in scene.objects:
+        if not obj.get("sim2real_labelled", True):
+            hidden.append((obj, obj.visible_camera))
+            obj.visible_camera = False
+    return hidden
 
 
 def _emission_material(name: str, build):

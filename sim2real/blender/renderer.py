@@ -38,8 +38,8 @@ class BlenderRenderer:
         try:
             arrays = postprocess.process(
                 read_exr(img_path), label_channels, desc.camera.k, desc.camera.camera_to_world,
-                {o.instance_id: o.class_id for o in desc.objects}, desc.render.fov_mask, desc.render.exposure,
-                desc.effects)
+                {o.instance_id: o.class_id for o in desc.objects if o.labelled}, desc.render.fov_mask,
+                desc.render.exposure, desc.effects)
         except KeyError as exc:
             raise Sim2RealError(
                 f"Blender {passes.blender_version_string()} wrote no label pass {exc.args[0]!r}; sim2real "

@@ -137,7 +137,7 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
         "instruments_note": desc.instruments_note,  # why fewer were placed than requested
         "instances": [{"id": o.instance_id, "name": o.name, "class_id": o.class_id,
                        "class": table[o.class_id].name, "pixels": int(np.sum(arrays["instances"] == o.instance_id))}
-                      for o in desc.objects],
+                      for o in desc.objects if getattr(o, "labelled", True)],  # unlabelled: see meta["connective"]
         "materials": {o.name: {"base_color": list(o.material.base_color), "roughness": o.material.roughness,
                                "specular": o.material.specular, "metallic": o.material.metallic,
                                **{k: getattr(o.material, k) for k in _DETAIL if getattr(o.material, k, 0.0)}}

@@ -33,6 +33,7 @@ class Material:
     fat_color: tuple[float, float, float] = (0.6, 0.4, 0.1)
     blood: float = 0.0
     bile: float = 0.0
+    alpha: float = 1.0  # < 1: see-through (thin translucent membranes); image only
 
 
 @dataclass
@@ -48,6 +49,9 @@ class MeshObject:
     # indexes part_materials; the label class stays class_id on every face
     face_parts: np.ndarray | None = None
     part_materials: tuple[Material, ...] = ()
+    # False: seen in the image only (translucent connective strands and sheets); every label
+    # pass shows the surface beneath, it has no instance id (0) and no class (0)
+    labelled: bool = True
 
 
 @dataclass
@@ -140,4 +144,4 @@ class SceneDescription:
     meta: dict = field(default_factory=dict)  # extra top-level meta.json entries (e.g. a user scene's source)
 
     def instance_table(self) -> list[dict]:
-        return [{"id": o.instance_id, "name": o.name, "class_id": o.class_id} for o in self.objects]
+        return [{"id": o.instance_id, "name": o.name, "class_id": o.class_id} for o in self.objects if o.labelled]

@@ -125,14 +125,15 @@ class Sampler:
         ss = np.random.SeedSequence([int(seed), int(index)])
         # appended names only: a new stream never changes what the earlier ones draw
         names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects",
-                 "tool_looks", "image_effects")
+                 "tool_looks", "image_effects", "anatomy")
         return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
         r = self.streams(seed, index)
         cfg = self.cfg
+        extra: dict = {}  # the small anatomy's and connective tissue's draws, for meta.json
         if cfg["scene"]["mode"] == "procedural":
-            objects, wall = self._procedural(r["shape"], r["material"])
+            objects, wall = self._procedural(r["shape"], r["material"], r["anatomy"], extra)
         else:
             objects, wall = self._patient_scene(r["shape"], r["material"])
         caster = self._caster(objects)
@@ -155,7 +156,7 @@ class Sampler:
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
                                 render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
                                 target_class=target_class, target_point=target_point, effects=effects,
-                                instruments_requested=requested, instruments_note=note)
+                                instruments_requested=requested, instruments_note=note, meta=extra)
 
     def render_settings(self, rng: np.random.Generator) -> RenderSettings:
         """Render settings of one sample: the circular field of view and the noise seed are drawn."""
@@ -174,7 +175,7 @@ class Sampler:
 
     # --- organs -------------------------------------------------------------------------
 
-    def _procedural(self, rng, rmat):
+    def _procedural(self, rng, rmat, ranat=None, extra=None):
         cfg = self.cfg
         objs: list[MeshObject] = []
         nid = iter(range(1, 65536))
@@ -214,6 +215,8 @@ class Sampler:
             wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(96, 48), inward=True)
             objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), next(nid),
                                    wv + wall_centre, wf, mats["abdominal_wall"]))
+        if ranat is not None:  # the cystic duct and artery, connective tissue: their own stream
+            objs += self._anatomy(ranat, objs, nid, mats, extra if extra is not None else {})
         return objs, (wall_centre, wall_axes)
 
     def _load_patient(self):
@@ -245,7 +248,7 @@ class Sampler:
         their caster is built once."""
         if self.cfg["scene"]["mode"] == "meshes" and getattr(self, "_organ_caster", None) is not None:
             return self._organ_caster
-        solids = [o for o in objects if o.name != "abdominal_wall"]
+        solids = [o for o in objects if o.name != "abdominal_wall" and o.labelled]  # strands: image only
         caster = RayCaster(np.concatenate([o.vertices[o.faces] for o in solids]) if solids else np.zeros((0, 3, 3)))
         if self.cfg["scene"]["mode"] == "meshes":
             self._organ_caster = caster
@@ -258,7 +261,7 @@ class Sampler:
         cc = self.cfg["camera"]
         w, h = self.cfg["render"]["resolution"]
         wall_centre, wall_axes = wall
-        solids = [o for o in objects if o.name != "abdominal_wall"]
+        solids = [o for o in objects if o.name != "abdominal_wall" and o.labelled]
         caster = caster or self._caster(objects)
         candidates = [t for t in self.cfg["scene"]["target"] if any(o.class_id == self.table.id_of(t) for o in objects)]
         if not candidates:
@@ -398,6 +401,243 @@ class Sampler:
         return Light(energy_w=_u(rng, lc["energy_w"]), spot_size_rad=float(np.deg2rad(_u(rng, lc["spot_size_deg"]))),
                      spot_blend=_u(rng, lc["spot_blend"]), radius_m=float(lc["radius_m"]),
                      color=tuple(float(c) for c in lo + (hi - lo) * rng.random(3)), ambient=_u(rng, lc["ambient"]))
+
+    # --- small anatomy and connective tissue (procedural scenes; the "anatomy" stream) -----
+
+    def _anatomy(self, rng, objs, nid, mats, extra: dict) -> list[MeshObject]:
+        """The cystic duct and artery leaving the gallbladder neck, and translucent connective
+        strands and sheets between the gallbladder and the liver edge / fat.
+
+        Every draw comes from ``rng`` (split into duct, artery and connective sub-streams, so
+        switching one off moves none of the others); the looks of duct and artery come from
+        ``mats`` (the material stream). Records its draws in ``extra`` (meta.json)."""
+        cfg = self.cfg
+        r_duct, r_art, r_conn = rng.spawn(3)
+        by = {o.name: o for o in objs}
+        if "gallbladder" not in by:
+            extra["anatomy"] = {"cystic_duct": None, "cystic_artery": None, "note": "no gallbladder"}
+            extra["connective"] = {"enabled": False, "note": "no gallbladder"}
+            return []
+        fr = _CalotFrame(by["gallbladder"], by.get("liver"), by.get("fat"))
+        up, med = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
+        out: list[MeshObject] = []
+        # the duct: from inside the neck out of its medial side, then medially and down along
+        # the gallbladder, out from under the liver's edge, and into the fat towards the hilum
+        dc, ac = cfg["cystic_duct"], cfg["cystic_artery"]
+        rd, ld = _u(r_duct, dc["radius_m"]), _u(r_duct, dc["length_m"])
+        gap, drop = r_duct.uniform(0.002, 0.006), r_duct.uniform(0.0, 0.004)
+        drift, fall = r_duct.uniform(0.004, 0.02), r_duct.uniform(0.003, 0.012)
+        start = fr.neck + up * 0.3 * fr.neck_radius
+        exit_ = fr.neck + med * (fr.neck_radius + rd + gap) - up * drop
+        duct = fr.route(start, exit_, fr.edge_y(exit_[0]) - ld, rd, drift, fall)
+        ra, la = _u(r_art, ac["radius_m"]), _u(r_art, ac["length_m"])
+        side, lift = r_art.uniform(0.002, 0.006), r_art.uniform(0.0, 0.003)
+        into = r_art.uniform(0.45, 0.75)  # where along the gallbladder it enters (neck = 1)
+        a_start = fr.centre + fr.axis * into * fr.half + up * 0.5 * fr.radius_at(into)
+        a_exit = exit_ + up * (rd + ra + 0.001 + lift) + med * (rd + ra + side) * 0.5
+        artery = fr.route(a_start, a_exit, fr.edge_y(a_exit[0]) - la, ra, drift, fall,
+                          dx=rd + ra + side, dz=lift)
+        artery = _keep_apart(artery, duct, rd + ra + 0.0008)
+        anat = {}
+        tubes = (("cystic_duct", dc, duct, rd, ld), ("cystic_artery", ac, artery, ra, la))
+        for name, sec, line, radius, length in tubes:
+            if not sec["enabled"]:
+                anat[name] = None
+                continue
+            v, f = shapes.vessel(line, radius, n=12)
+            out.append(MeshObject(name, self.table.id_of(name), next(nid), v, f, mats[name]))
+            anat[name] = {"radius_m": float(radius), "length_beyond_edge_m": float(length),
+                          "centreline_world": np.round(line, 6).tolist()}
+        extra["anatomy"] = anat
+        out += self._connective(r_conn, fr, extra)
+        return out
+
+    def _connective(self, rng, fr: "_CalotFrame", extra: dict) -> list[MeshObject]:
+        cc = self.cfg["connective"]
+        if not cc["enabled"]:
+            extra["connective"] = {"enabled": False}
+            return []
+        lo, hi = cc["strands"]
+        n_strands = int(rng.integers(lo, hi + 1))
+        lo, hi = cc["sheets"]
+        n_sheets = int(rng.integers(lo, hi + 1))
+        ga, gn = fr.anchors_gallbladder()
+        ta, tn = fr.anchors_tissue()
+        out, meta = [], {"enabled": True, "labelled": False}
+        radii, parts = [], []
+        if len(ga) and len(ta):
+            for _ in range(n_strands):
+                i = int(rng.integers(len(ga)))
+                d = np.linalg.norm(ta - ga[i], axis=1)
+                near = np.flatnonzero((d > 0.005) & (d < 0.03))
+                if not len(near):
+                    continue
+                j = near[rng.integers(len(near))]
+                r = _u(rng, cc["strand_radius_m"])
+                parts.append(shapes.strand(rng, ga[i] - gn[i] * 0.0008, ta[j] - tn[j] * 0.0008, r,
+                                           rng.uniform(0.0, 0.15)))
+                radii.append(float(r))
+        if parts:
+            v, f = shapes.join_meshes(parts)
+            mat = self._membrane_material(rng, cc)
+            out.append(MeshObject("connective_strands", 0, 0, v, f, mat, labelled=False))
+            meta["strands"] = {"count": len(parts), "radius_m": radii, "alpha": mat.alpha,
+                               "color": list(mat.base_color)}
+        else:
+            meta["strands"] = {"count": 0}
+        sheets = []
+        if len(ga) > 1 and len(ta) > 1:
+            for _ in range(n_sheets):
+                i = int(rng.integers(len(ga)))
+                dg = np.linalg.norm(ga - ga[i], axis=1)
+                dt = np.linalg.norm(ta - ga[i], axis=1)
+                g2, t1 = np.flatnonzero((dg > 0.008) & (dg < 0.02)), np.flatnonzero((dt > 0.006) & (dt < 0.025))
+                if not len(g2) or not len(t1):
+                    continue
+                a1 = ga[g2[rng.integers(len(g2))]]
+                b0 = ta[t1[rng.integers(len(t1))]]
+                db = np.linalg.norm(ta - b0, axis=1)
+                t2 = np.flatnonzero((db > 0.008) & (db < 0.025) & ((ta - b0) @ (a1 - ga[i]) > 0))
+                if not len(t2):
+                    continue
+                b1 = ta[t2[rng.integers(len(t2))]]
+                sheets.append(shapes.membrane(rng, ga[i], a1, b0, b1, rng.uniform(0.0, 0.1)))
+        if sheets:
+            v, f = shapes.join_meshes(sheets)
+            mat = self._membrane_material(rng, cc, patchy=0.8)
+            out.append(MeshObject("connective_sheets", 0, 0, v, f, mat, labelled=False))
+            meta["sheets"] = {"count": len(sheets), "alpha": mat.alpha, "color": list(mat.base_color)}
+        else:
+            meta["sheets"] = {"count": 0}
+        extra["connective"] = meta
+        return out
+
+    @staticmethod
+    def _membrane_material(rng, cc, patchy: float = 0.0) -> Material:
+        """Whitish, wet, see-through; ``patchy`` > 0 varies the alpha over the surface (sheets)."""
+        return Material(base_color=tuple(float(c) for c in _color(rng, cc["color"])),
+                        roughness=float(rng.uniform(0.3, 0.5)), specular=0.5,
+                        coat=float(rng.uniform(0.3, 0.8)), coat_roughness=float(rng.uniform(0.05, 0.15)),
+                        alpha=_u(rng, cc["opacity"]), noise_strength=patchy, noise_scale=float(rng.uniform(150, 400)),
+                        texture_offset=tuple(float(x) for x in rng.uniform(-100, 100, 3)))
+
+
+class _CalotFrame:
+    """Where the gallbladder, the liver's underside and edge and the fat's top are, for
+    routing the duct and artery and anchoring connective tissue (ray casts, numpy)."""
+
+    def __init__(self, gb: MeshObject, liver: MeshObject | None, fat: MeshObject | None):
+        g = gb.vertices
+        self.centre = g.mean(0)
+        _, _, vt = np.linalg.svd(g - self.centre, full_matrices=False)
+        axis = vt[0] * (1 if vt[0][1] >= 0 else -1)  # the neck is cranial (+y)
+        self.axis = axis
+        s = (g - self.centre) @ axis
+        self.half = float(s.max())
+        self._s, self._rad = s, np.linalg.norm((g - self.centre) - s[:, None] * axis, axis=1)
+        self.gb = gb
+        self.neck = self.centre + axis * 0.8 * self.half
+        self.neck_radius = self.radius_at(0.8)
+        self._gb = RayCaster(g[gb.faces])
+        self._liver = RayCaster(liver.vertices[liver.faces]) if liver is not None else None
+        self._lv = liver.vertices if liver is not None else None
+        self._fat = RayCaster(fat.vertices[fat.faces]) if fat is not None else None
+        self.fat = fat
+        self.liver = liver
+
+    def radius_at(self, frac: float) -> float:
+        """The gallbladder's radius at ``frac`` of the way from its centre to the neck end."""
+        near = np.abs(self._s - frac * self.half) < 0.1 * self.half
+        return float(np.median(self._rad[near])) if near.any() else 0.005
+
+    def edge_y(self, x: float) -> float:
+        """The liver's inferior edge (lowest y) near ``x``."""
+        if self._lv is None:
+            return float(self.centre[1] - self.half)
+        near = np.abs(self._lv[:, 0] - x) < 0.01
+        return float(self._lv[near, 1].min() if near.any() else self._lv[:, 1].min())
+
+    def under_liver(self, x, y) -> float:
+        if self._liver is None:
+            return np.inf
+        return -1.0 + self._liver.first_hit(np.array([x, y, -1.0]), np.array([0.0, 0.0, 1.0]))
+
+    def fat_top(self, x, y) -> float:
+        if self._fat is None:
+            return -np.inf
+        return 1.0 - self._fat.first_hit(np.array([x, y, 1.0]), np.array([0.0, 0.0, -1.0]))
+
+    def gb_medial(self, y, z) -> float:
+        """The gallbladder's medial (+x) surface at height ``z`` and level ``y`` (-inf: none)."""
+        return 1.0 - self._gb.first_hit(np.array([1.0, y, z]), np.array([-1.0, 0.0, 0.0]))
+
+    def route(self, start, exit_, y_end, r, drift, fall, dx=0.0, dz=0.0, n=20) -> np.ndarray:
+        """A smooth centreline from ``start`` (inside the gallbladder) through ``exit_``, then
+        towards -y (out from under the liver) to ``y_end``, drifting ``drift`` medially and
+        falling ``fall``, kept below the liver, above the fat and clear of the gallbladder,
+        its last point sunk into the fat."""
+        pts = [np.asarray(start, float), np.asarray(exit_, float)]
+        ts = np.linspace(0, 1, 5)[1:]
+        for k, t in enumerate(ts):
+            y = exit_[1] + (y_end - exit_[1]) * t
+            x = exit_[0] + drift * t + dx * min(1.0, 3 * t)
+            z = exit_[2] - fall * t + dz
+            z = min(z, self.under_liver(x, y) - r - 0.001)
+            x = max(x, self.gb_medial(y, z) + r + 0.0015)
+            top = self.under_liver(x, y) - r - 0.001
+            fat = self.fat_top(x, y)
+            if k == len(ts) - 1:
+                z = fat - 0.8 * r if np.isfinite(fat) else z - 0.006
+            elif y < self.edge_y(x) - 0.003 and np.isfinite(fat):
+                z = fat + 0.6 * r  # out from under the liver it lies on the fat
+            else:
+                z = min(max(z, fat + 0.6 * r), top)
+            pts.append(np.array([x, y, z]))
+        return shapes.smooth_curve(np.array(pts), n)
+
+    def anchors_gallbladder(self):
+        """Gallbladder vertices (and normals) near and below the liver edge, not on its underside."""
+        g = self.gb.vertices
+        n = vertex_normals(g, self.gb.faces)
+        edge = np.array([self.edge_y(x) for x in (g[:, 0].min(), self.centre[0], g[:, 0].max())]).max()
+        ok = (g[:, 1] < edge + 0.015) & (n[:, 2] > -0.2)
+        return g[ok], n[ok]
+
+    def anchors_tissue(self):
+        """Liver vertices along its inferior edge and fat vertices on top, around the gallbladder."""
+        vs, ns = [], []
+        xlo, xhi = self.gb.vertices[:, 0].min() - 0.03, self.gb.vertices[:, 0].max() + 0.03
+        if self.liver is not None:
+            v, n = self.liver.vertices, vertex_normals(self.liver.vertices, self.liver.faces)
+            ok = (v[:, 0] > xlo) & (v[:, 0] < xhi) & (v[:, 2] < 0.01)
+            ey = np.interp(v[:, 0], *self._edge_profile())
+            ok &= v[:, 1] < ey + 0.012
+            vs.append(v[ok]), ns.append(n[ok])
+        if self.fat is not None:
+            v, n = self.fat.vertices, vertex_normals(self.fat.vertices, self.fat.faces)
+            c = self.gb.vertices
+            ok = (n[:, 2] > 0.4) & (v[:, 0] > xlo) & (v[:, 0] < xhi) & (v[:, 1] > c[:, 1].min() - 0.03) \
+                & (v[:, 1] < c[:, 1].max())
+            vs.append(v[ok]), ns.append(n[ok])
+        if not vs:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        return np.concatenate(vs), np.concatenate(ns)
+
+    def _edge_profile(self):
+        xs = np.linspace(self._lv[:, 0].min(), self._lv[:, 0].max(), 40)
+        return xs, np.array([self.edge_y(x) for x in xs])
+
+
+def _keep_apart(line: np.ndarray, other: np.ndarray, dist: float) -> np.ndarray:
+    """``line`` with every point pushed to at least ``dist`` from the polyline points of ``other``."""
+    out = line.copy()
+    for i in range(1, len(out)):
+        d = out[i] - other
+        k = int(np.argmin(np.linalg.norm(d, axis=1)))
+        gap = float(np.linalg.norm(d[k]))
+        if gap < dist:
+            out[i] = other[k] + (d[k] / gap if gap > 1e-9 else np.array([1.0, 0, 0])) * dist
+    return out
 
 
 def _metal(rng, color, rough, metallic):

@@ -338,3 +338,85 @@ def _suction(r: float, tip_length: float, holes: int = 4):
             hf = hf[:, [0, 2, 1]]
         parts.append((hv, hf.astype(np.int32), "hole"))
     return _join(parts)
+
+# --- small anatomy: cystic duct and artery, connective strands and sheets -----------------
+
+def smooth_curve(control: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points evenly spaced by arc length on a centripetal Catmull-Rom curve through
+    the (K, 3) ``control`` points (K >= 2; the curve passes through every one)."""
+    c = np.asarray(control, float)
+    p = np.concatenate([2 * c[:1] - c[1:2], c, 2 * c[-1:] - c[-2:-1]])  # mirrored end tangents
+    dense = []
+    for i in range(1, len(p) - 2):
+        p0, p1, p2, p3 = p[i - 1:i + 3]
+        t0 = 0.0
+        t1 = t0 + max(np.linalg.norm(p1 - p0), 1e-9) ** 0.5
+        t2 = t1 + max(np.linalg.norm(p2 - p1), 1e-9) ** 0.5
+        t3 = t2 + max(np.linalg.norm(p3 - p2), 1e-9) ** 0.5
+        t = np.linspace(t1, t2, 16, endpoint=False)[:, None]
+        a1 = (t1 - t) / (t1 - t0) * p0 + (t - t0) / (t1 - t0) * p1
+        a2 = (t2 - t) / (t2 - t1) * p1 + (t - t1) / (t2 - t1) * p2
+        a3 = (t3 - t) / (t3 - t2) * p2 + (t - t2) / (t3 - t2) * p3
+        b1 = (t2 - t) / (t2 - t0) * a1 + (t - t0) / (t2 - t0) * a2
+        b2 = (t3 - t) / (t3 - t1) * a2 + (t - t1) / (t3 - t1) * a3
+        dense.append((t2 - t) / (t2 - t1) * b1 + (t - t1) / (t2 - t1) * b2)
+    dense.append(c[-1:])
+    d = np.concatenate(dense)
+    s = np.r_[0, np.cumsum(np.linalg.norm(np.diff(d, axis=0), axis=1))]
+    q = np.linspace(0, s[-1], n)
+    return np.stack([np.interp(q, s, d[:, k]) for k in range(3)], -1)
+
+
+def curve_length(points: np.ndarray) -> float:
+    return float(np.sum(np.linalg.norm(np.diff(np.asarray(points, float), axis=0), axis=1)))
+
+
+def vessel(centreline: np.ndarray, radius: float, n: int = 12, taper: float = 0.0):
+    """A closed tube of ``radius`` along a smooth (S, 3) centreline (S x n x 2 faces, a few
+    hundred for a duct); ``taper`` thins the last end by that fraction."""
+    s = np.linspace(0, 1, len(centreline))
+    r = radius * (1 - taper * s ** 2)
+    return tube(centreline, r, n=n)
+
+
+def strand(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, radius: float, sag: float, n_seg: int = 8,
+           n: int = 6):
+    """A thin fibre from ``a`` to ``b`` that sags by ``sag`` (fraction of its length) under
+    gravity (-z) and wavers a little; thicker where it fans onto the tissue at both ends."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    t = np.linspace(0, 1, n_seg + 1)[:, None]
+    length = float(np.linalg.norm(b - a))
+    side = normalize(np.cross(b - a, [0.0, 0.0, 1.0]) + 1e-9)
+    wave = rng.uniform(-0.08, 0.08) * length * np.sin(np.pi * t * rng.uniform(1.0, 2.0) + rng.uniform(0, np.pi))
+    path = a + (b - a) * t - np.array([0, 0, 1.0]) * sag * length * 4 * t * (1 - t) + side * wave * np.sin(np.pi * t)
+    r = radius * (1 + 1.5 * np.exp(-((t[:, 0] / 0.12) ** 2)) + 1.5 * np.exp(-(((1 - t[:, 0]) / 0.12) ** 2)))
+    return tube(path, r, n=n)
+
+
+def membrane(rng: np.random.Generator, a0, a1, b0, b1, sag: float, ns: int = 10, nt: int = 6):
+    """A thin open sheet spanning the segment a0-a1 (on one organ) to b0-b1 (on another),
+    sagging by ``sag`` (fraction of its span) and gently rippled; both sides are faces."""
+    a0, a1, b0, b1 = (np.asarray(x, float) for x in (a0, a1, b0, b1))
+    t = np.linspace(0, 1, nt)[None, :, None]
+    # the free edges curve inwards (a web stretched between two organs), the span narrowest mid-way
+    s = 0.5 + (np.linspace(0, 1, ns)[:, None, None] - 0.5) * (1 - rng.uniform(0.2, 0.45) * np.sin(np.pi * t))
+    a = a0 + (a1 - a0) * s
+    b = b0 + (b1 - b0) * s
+    span = float(np.linalg.norm((a0 + a1 - b0 - b1) / 2))
+    ripple = rng.uniform(0.02, 0.06) * span * np.sin(2 * np.pi * (s * rng.uniform(1, 3) + rng.uniform(0, 1)))
+    p = a + (b - a) * t - np.array([0, 0, 1.0]) * (sag * span * 4 * t * (1 - t) + ripple * np.sin(np.pi * t))
+    v = p.reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(ns - 1), np.arange(nt - 1), indexing="ij")
+    q0, q1 = i * nt + j, (i + 1) * nt + j
+    f = np.concatenate([np.stack([q0, q1, q1 + 1], -1), np.stack([q0, q1 + 1, q0 + 1], -1)]).reshape(-1, 3)
+    return v, f.astype(np.int32)
+
+
+def join_meshes(parts):
+    """Concatenate (v, f) meshes into one."""
+    vs, fs, off = [], [], 0
+    for v, f in parts:
+        vs.append(v)
+        fs.append(f + off)
+        off += len(v)
+    return np.concatenate(vs), np.concatenate(fs).astype(np.int32)
