@@ -9,7 +9,7 @@ import pytest
 
 from sim2real.classes import DEFAULT_TABLE
 from sim2real.config import load_config
-from sim2real.scene.geometry import inside_closed_mesh
+from sim2real.scene.geometry import RayCaster, inside_closed_mesh
 from sim2real.scene.sampler import Sampler
 
 W, H = 160, 96
@@ -72,6 +72,7 @@ def test_duct_and_artery_labels_match_their_analytic_tubes(tmp_path):
     kinv = np.linalg.inv(desc.camera.k)
     rays_c = pixel_rays(desc.camera.k, W, H)
     organs = [o.vertices[o.faces] for o in desc.objects if o.name in ("liver", "gallbladder", "fat")]
+    organ_caster = RayCaster(np.concatenate(organs))
     for name in ("cystic_duct", "cystic_artery"):
         cid = DEFAULT_TABLE.id_of(name)
         rec = desc.meta["anatomy"][name]
@@ -106,6 +107,9 @@ def test_duct_and_artery_labels_match_their_analytic_tubes(tmp_path):
                     front = hit - 0.0004 * d / np.linalg.norm(d)
                     if any(inside_closed_mesh(q, t) for q in (hit, front) for t in organs):
                         continue  # where the tube dips into an organ, both surfaces meet there
+                    dn = d / np.linalg.norm(d)
+                    if abs(organ_caster.first_hit(eye, dn) - z * np.linalg.norm(d)) < 0.0006:
+                        continue  # an organ surface within 0.6 mm of the tube's: which is in front is a tie
                     assert a["segmentation"][row, col] == cid, (name, i, row, col, a["segmentation"][row, col])
                     checked += 1
         assert checked >= 20, f"{name}: only {checked} unoccluded points in view"
@@ -191,7 +195,9 @@ def test_duct_and_artery_shapes():
             dist = _polyline_distance(by[name].vertices, line)
             ring = dist > 0.5 * r  # all but the two cap centres
             assert len(dist) - ring.sum() <= 4
-            assert float(np.abs(dist[ring] - r).max()) < 0.2 * r  # (less on the inside of bends)
+            err = np.abs(dist[ring] - r)
+            # on the inside of a bend a ring's vertices come closer to the next segment's line
+            assert float(np.percentile(err, 95)) < 0.1 * r and float(err.max()) < 0.35 * r
             lines[name] = (line, r)
         (dl, dr), (al, ar) = lines["cystic_duct"], lines["cystic_artery"]
         assert _polyline_distance(al[1:], dl).min() > dr + ar

@@ -144,11 +144,11 @@ class Sampler:
         for inst, shaft, tip in instruments:
             # the look of the tools comes from its own stream: placement draws stay as they were
             shaft.material, tip.material = sample_tool_materials(r["appearance"], cfg["instruments"])
-            shaft.material, tip.material, extra, inst.look = sample_tool_look(
+            shaft.material, tip.material, part_looks, inst.look = sample_tool_look(
                 r["tool_looks"], cfg["instruments"], inst.kind, shaft.material, tip.material)
             if tip.part_materials:  # the tip's metal and insulated parts take the same looks (a clip keeps its own)
                 looks = dict(zip(shapes.TIP_PARTS, tip.part_materials), metal=tip.material, insulation=shaft.material,
-                             **extra)
+                             **part_looks)
                 tip.part_materials = tuple(looks[p] for p in shapes.TIP_PARTS)
             objects += [shaft, tip]
         effects = sample_camera_effects(r["camera_effects"], cfg["camera_effects"], camera.width)
