@@ -66,10 +66,11 @@ def test_step_gradients_equal_the_munit_order():
         torch.testing.assert_close(g2, g, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(d2, d, rtol=1e-5, atol=1e-6)
         # float32 rounding differs between one batched and two separate calls (measured: at
-        # most 2e-4 of a gradient's norm); gradients that are 0 in exact arithmetic (conv
-        # biases before instance norm) are rounding noise of ~1e-7..1e-6 in either
+        # most 2e-4 of a gradient's norm on one CPU, 2.3e-3 on another, whose kernels differ;
+        # a wrong order or term differs by tens of per cent); gradients that are 0 in exact
+        # arithmetic (conv biases before instance norm) are rounding noise of ~1e-7..1e-6 in either
         for p, r in [*zip(tr._params(tr.opt_g), ref_g), *zip(tr._params(tr.opt_d), ref_d)]:
-            assert float((p.grad - r).norm()) <= 1e-3 * float(r.norm()) + 1e-5, p.shape
+            assert float((p.grad - r).norm()) <= 1e-2 * float(r.norm()) + 1e-5, p.shape
     assert {bool(tr.draw_batch(s)["use_real"]) for s in range(8)} == {True, False}
 
 

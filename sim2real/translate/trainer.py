@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..classes import FIRST_EXTRA_ID
 from ..io import write_json_atomic
 from .batches import StepBatches, iterate_batches, to_device
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
@@ -39,7 +40,7 @@ from .run_state import load_run_state, run_state
 from .signals import deferred_interrupt
 from .step_losses import discriminator_pass, generator_pass, step_losses
 
-SEMANTIC_CLASSES = 8  # the segmenter predicts the render class ids 0..7 (higher ids: background)
+SEMANTIC_CLASSES = FIRST_EXTRA_ID  # the judge predicts the base class ids (a preset's extras: background)
 
 
 def init_weights(module: nn.Module, generator: torch.Generator, kind: str = "kaiming") -> None:
