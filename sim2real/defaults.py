@@ -206,16 +206,18 @@ LABEL_RENDER = {
 
 # Small anatomy of Calot's triangle and the connective tissue over it (procedural scenes).
 SCHEMA["cystic_duct"] = {
-    **_tissue([[0.36, 0.38, 0.20], [0.62, 0.62, 0.36]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
+    # pale, whitish-beige under its thin peritoneal cover (as in the development frames)
+    **_tissue([[0.42, 0.38, 0.30], [0.68, 0.62, 0.50]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
               coat=(0.6, 1.0), vessels=(0.0, 0.4), vessel_color=[[0.25, 0.04, 0.04], [0.4, 0.08, 0.07]],
-              fat_patches=(0.0, 0.3), blood=(0.0, 0.03)),
+              fat_patches=(0.0, 0.1), blood=(0.0, 0.03)),
     "radius_m": F([0.001, 0.002], "range", 0.0002, 0.01, doc="duct radius (2-4 mm across)"),
     "length_m": F([0.02, 0.05], "range", 0.005, 0.15,
                   doc="length beyond the liver's inferior edge (the duct always starts in the gallbladder neck)"),
 }
 SCHEMA["cystic_artery"] = {
-    **_tissue([[0.36, 0.12, 0.10], [0.62, 0.32, 0.28]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
-              coat=(0.6, 1.0), vessels=(0.0, 0.3), fat_patches=(0.0, 0.2), blood=(0.0, 0.03)),
+    # pinkish-white: a small artery seen through its sheath
+    **_tissue([[0.45, 0.20, 0.18], [0.70, 0.42, 0.38]], [0.3, 0.5], [0.3, 0.5], 300.0, [0.05, 0.2], [0.05, 0.2],
+              coat=(0.6, 1.0), vessels=(0.0, 0.3), fat_patches=(0.0, 0.1), blood=(0.0, 0.03)),
     "radius_m": F([0.0005, 0.00125], "range", 0.0001, 0.01, doc="artery radius (1-2.5 mm across)"),
     "length_m": F([0.02, 0.05], "range", 0.005, 0.15, doc="length beyond the liver's inferior edge"),
 }
