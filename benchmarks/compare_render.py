@@ -39,7 +39,7 @@ def export(ref: str, dest: Path) -> Path:
 
 def render(tree: Path, out: Path, args) -> list[dict]:
     cmd = [sys.executable, "-m", "sim2real.cli", "render", "--out", str(out), "--count", str(args.count + 1),
-           "--seed", str(args.seed), "--preset", args.preset, "--no-preview", "--threads", str(args.threads)]
+           "--seed", str(args.seed), "--preset", args.preset, "--no-preview", "--set", f"render.threads={args.threads}"]
     for s in args.set:
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(tree)}
