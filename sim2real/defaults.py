@@ -69,8 +69,9 @@ SCHEMA: dict[str, dict[str, F]] = {
         "device": F("CPU", "choice", choices=("CPU", "GPU")),
         "exposure": F(0.0, "float", -10.0, 10.0, doc="stops, applied before the sRGB transform"),
         "fov_mask": F(True, "bool", doc="circular endoscope field of view; labels are 0 outside"),
-        "fov_mask_radius": F([0.42, 0.55], "range", 0.2, 1.0, doc="circle radius / image diagonal"),
-        "fov_mask_offset": F(0.05, "float", 0.0, 0.3, doc="max centre offset / image size"),
+        # measured on the development videos (benchmarks/fov_stats.py, see docs/rendering.md)
+        "fov_mask_radius": F([0.33, 0.47], "range", 0.2, 1.0, doc="circle radius / image diagonal"),
+        "fov_mask_offset": F(0.06, "float", 0.0, 0.3, doc="max centre offset / image size"),
     },
     "camera": {
         "fov_deg": F([60.0, 80.0], "range", 20.0, 120.0, doc="horizontal field of view"),
@@ -106,8 +107,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
-        **_tissue([[0.45, 0.28, 0.06], [0.70, 0.45, 0.15]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
-                  lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.0, 0.3), blood=(0.0, 0.05)),
+        **_tissue([[0.50, 0.34, 0.12], [0.78, 0.60, 0.32]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
+                  lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.15, 0.45), blood=(0.0, 0.05)),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
@@ -179,6 +180,36 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
 }
 
+
+def _looks(burn=(0.0, 0.0), film=(0.0, 0.0), streaks=(0.3, 0.7), bands=(0.0, 0.0)):
+    """Image-only tissue looks drawn from their own stream ("looks"): cautery burns, whitish
+    connective film, wet streaks, layered bands, and the colour of fat patches."""
+    return {
+        "fat_color": F([[0.50, 0.38, 0.20], [0.78, 0.64, 0.40]], "color", 0.0, 1.0,
+                       doc="colour of the fat patches (pale cream-yellow), linear RGB; one shade between low and high"),
+        "burn": F(list(burn), "range", 0.0, 1.0, doc="share of the surface under cautery burns (dark core, pale tan rim)"),
+        "burn_color": F([[0.015, 0.008, 0.005], [0.06, 0.03, 0.015]], "color", 0.0, 1.0,
+                        doc="charred core of a burn, linear RGB; one shade between low and high"),
+        "film": F(list(film), "range", 0.0, 1.0, doc="share of the surface under whitish connective film / peritoneum"),
+        "film_color": F([[0.55, 0.50, 0.50], [0.80, 0.76, 0.74]], "color", 0.0, 1.0,
+                        doc="colour of the film, linear RGB; one shade between low and high"),
+        "streaks": F(list(streaks), "range", 0.0, 1.0,
+                     doc="wet streaks: how much a stretched noise breaks the wet coat into streaks (0 uniform coat)"),
+        "bands": F(list(bands), "range", 0.0, 1.0, doc="layered sheets: strength of pale bands (fat, ligament)"),
+    }
+
+
+for _section, _kw in {"liver": dict(burn=(0.0, 0.04)),
+                      "gallbladder": dict(burn=(0.0, 0.05), film=(0.1, 0.35)),
+                      "fat": dict(film=(0.0, 0.1), streaks=(0.2, 0.6), bands=(0.3, 0.6)),
+                      "abdominal_wall": dict(streaks=(0.2, 0.6)),
+                      "ligament": dict(film=(0.1, 0.3), streaks=(0.2, 0.6), bands=(0.2, 0.5))}.items():
+    SCHEMA[_section].update(_looks(**_kw))
+
+SCHEMA["render"]["fov_full_frame"] = F(
+    0.11, "float", 0.0, 1.0, doc="probability of a full frame (no circular field of view); measured share of "
+    "full-frame development frames (benchmarks/fov_stats.py)")
+
 # Tissue sections built into the procedural scene, in class-table order.
 TISSUES = ("liver", "gallbladder", "fat", "abdominal_wall", "ligament")
 
@@ -230,4 +261,6 @@ SCHEMA["connective"] = {
     "opacity": F([0.3, 0.7], "range", 0.0, 1.0, doc="alpha of strands and sheets (1 = opaque)"),
     "color": F([[0.55, 0.50, 0.45], [0.85, 0.80, 0.75]], "color", 0.0, 1.0, doc="whitish colour range, linear RGB"),
 }
+for _section in ("cystic_duct", "cystic_artery"):
+    SCHEMA[_section].update(_looks(film=(0.0, 0.3)))
 TISSUES = TISSUES + ("cystic_duct", "cystic_artery")

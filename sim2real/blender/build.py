@@ -135,7 +135,7 @@ def make_material(name: str, m: Material):
             fac = g.noise(vec, m.noise_scale, detail=2.0).outputs["Fac"]
             g.link(g.map_range(fac, 0.35, 0.65, m.alpha * (1 - m.noise_strength), m.alpha), bsdf.inputs["Alpha"])
     textured = (m.color2 is not None and m.noise_strength > 0) or m.vessels or m.lobules or m.fat_patches \
-        or m.blood or m.bile
+        or m.blood or m.bile or m.burn or m.film or m.bands or (m.streaks and m.coat > 0)
     if not textured:
         bsdf.inputs["Base Color"].default_value = (*m.base_color, 1.0)
         return mat
@@ -172,6 +172,7 @@ def make_material(name: str, m: Material):
     if m.blood > 0:
         color = g.mix(color, (0.09, 0.004, 0.004), g.map_range(
             _patch(g, coord, rng, m.blood, m.noise_scale * 0.4), 0.0, 1.0, 0.0, 0.9))
+    color = _add_looks(g, coord, m, color, bsdf)
     if isinstance(color, tuple):
         bsdf.inputs["Base Color"].default_value = color
     else:
@@ -259,3 +260,53 @@ def build(desc: SceneDescription, scene=None):
     objs = [make_mesh_object(o, col) for o in desc.objects]
     make_camera(desc, col, scene)
     return objs
+
+
+BURN_RIM = (0.42, 0.30, 0.17)  # pale tan, linear RGB: the dried, coagulated edge of a cautery burn
+
+
+def _share_threshold(share: float) -> float:
+    """The value of a detail-4 noise (mean 0.5, sd 0.068, see _patch) exceeded on ``share`` of a surface."""
+    return 0.5 + 0.068 * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
+
+
+def _stretched(g: _Graph, coord_out, rng, stretch: float):
+    """Object coordinates, offset and turned at random, squeezed ``stretch``-fold across one axis:
+    a noise on them makes streaks along that axis that follow the surface."""
+    mapping = g.node("ShaderNodeMapping")
+    mapping.inputs["Location"].default_value = tuple(rng.uniform(-50, 50, 3))
+    mapping.inputs["Rotation"].default_value = tuple(rng.uniform(0, 2 * np.pi, 3))
+    mapping.inputs["Scale"].default_value = (1.0, stretch, stretch)
+    g.link(coord_out, mapping.inputs["Vector"])
+    return mapping.outputs["Vector"]
+
+
+def _add_looks(g: _Graph, coord_out, m: Material, color, bsdf):
+    """Layered pale bands, whitish connective film, cautery burns (dark core, pale tan rim) on the
+    colour, and wet streaks on the coat weight; a few nodes each. Their patterns come from
+    ``m.looks_seed`` alone, so they never move the other details."""
+    rng = np.random.default_rng(m.looks_seed)
+    if m.bands > 0:  # pale layered sheets: meandering bands
+        wave = g.nt.nodes.new("ShaderNodeTexWave")
+        wave.wave_type = "BANDS"
+        wave.bands_direction = ("X", "Y", "Z")[int(rng.integers(3))]
+        for k, v in (("Scale", m.noise_scale * 0.4), ("Distortion", 12.0), ("Detail", 2.0)):
+            wave.inputs[k].default_value = v
+        g.link(g.coords(coord_out, tuple(rng.uniform(-50, 50, 3))), wave.inputs["Vector"])
+        pale = tuple(min(1.0, c * 1.2 + 0.04) for c in m.base_color)
+        color = g.mix(color, pale, g.map_range(wave.outputs["Fac"], 0.5, 1.0, 0.0, m.bands))
+    if m.film > 0:  # whitish, translucent-looking film: fibrous mottling, never fully opaque
+        n = g.noise(_stretched(g, coord_out, rng, 3.0), m.noise_scale * 0.7, detail=4.0, roughness=0.6)
+        t = _share_threshold(m.film)
+        color = g.mix(color, tuple(m.film_color), g.map_range(n.outputs["Fac"], t - 0.04, t + 0.12, 0.0, 0.5))
+    if m.burn > 0:  # small burns: a dark charred core inside a pale tan rim
+        n = g.noise(g.coords(coord_out, tuple(rng.uniform(-50, 50, 3))), m.noise_scale * 2, detail=4.0,
+                    roughness=0.6).outputs["Fac"]
+        t, t_rim = _share_threshold(m.burn), _share_threshold(min(0.999, m.burn * 2.5))
+        color = g.mix(color, BURN_RIM, g.map_range(n, t_rim - 0.005, t_rim + 0.01, 0.0, 0.85))
+        color = g.mix(color, tuple(m.burn_color), g.map_range(n, t - 0.005, t + 0.01, 0.0, 1.0))
+    if m.streaks > 0 and m.coat > 0:  # wet streaks: the coat only along a stretched noise
+        n = g.noise(_stretched(g, coord_out, rng, 6.0), m.noise_scale * 2, detail=2.0, roughness=0.5)
+        weight = g.map_range(n.outputs["Fac"], 0.48, 0.58, m.coat * (1.0 - m.streaks), m.coat)
+        g.link(weight, compat.socket(bsdf.inputs, ["Coat Weight", "Clearcoat"]))
+    return color

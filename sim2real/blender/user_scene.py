@@ -254,7 +254,7 @@ class UserSceneSampler:
                           ambient=0.0)
             light_meta = {"type": "scene", "lights": sorted(o.name for o in scene.objects
                                                             if o.type == "LIGHT" and not o.hide_render)}
-        render = self._sampler.render_settings(r_render)
+        render = self._sampler.render_settings(r_render, streams["fov"])
         meta = {"source": {"kind": "user_scene", "blend": bpy_filepath(), "scene": scene.name, "frame": frame,
                            "camera_mode": settings["camera"], "light_mode": settings["light"]}}
         if light_meta is not None:

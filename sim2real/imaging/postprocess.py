@@ -19,7 +19,7 @@ from . import camera_effects
 from .camera_effects import linear_to_srgb8
 
 NO_SURFACE_BLENDER = 1e9
-_DETAIL = ("coat", "vessels", "lobules", "fat_patches", "blood", "bile")  # recorded when non-zero  # Blender writes 1e10 where a ray hits nothing
+_DETAIL = ("coat", "vessels", "lobules", "fat_patches", "blood", "bile", "burn", "film", "streaks", "bands")  # recorded when non-zero  # Blender writes 1e10 where a ray hits nothing
 
 
 def channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
@@ -145,7 +145,8 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
         "class_pixel_counts": class_pixel_counts(arrays["segmentation"], table),
         "render": {"engine": "CYCLES", "samples": desc.render.samples, "denoise": desc.render.denoise,
                    "max_bounces": desc.render.max_bounces, "noise_seed": desc.render.noise_seed,
-                   "exposure": desc.render.exposure, "light_tree": desc.render.light_tree},
+                   "exposure": desc.render.exposure, "light_tree": desc.render.light_tree,
+                   "fov_full_frame": desc.render.fov_mask is None},
         "camera_effects": None if getattr(desc, "effects", None) is None else dataclasses.asdict(desc.effects),
         "package_version": __version__,
     }

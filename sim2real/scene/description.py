@@ -34,6 +34,15 @@ class Material:
     blood: float = 0.0
     bile: float = 0.0
     alpha: float = 1.0  # < 1: see-through (thin translucent membranes); image only
+    # image-only looks from the "looks" stream (0 = off): cautery burns, whitish connective
+    # film, wet streaks (the coat broken up by a stretched noise), pale layered bands
+    burn: float = 0.0  # share of the surface
+    burn_color: tuple[float, float, float] = (0.03, 0.015, 0.01)  # charred core; the rim is pale tan
+    film: float = 0.0  # share of the surface
+    film_color: tuple[float, float, float] = (0.7, 0.66, 0.64)
+    streaks: float = 0.0  # 0 uniform coat .. 1 coat only along the streaks
+    bands: float = 0.0
+    looks_seed: int = 0  # where the looks' patterns lie
 
 
 @dataclass

@@ -48,7 +48,8 @@ def sample_material(rng: np.random.Generator, sec: dict) -> Material:
     base = np.clip(base * (1 + rng.normal(0, _u(rng, sec["color_variation"]), 3)), 0, 1)
     strength = _u(rng, sec["noise_strength"])
     color2 = np.clip(base * rng.uniform(0.45, 0.75) + rng.normal(0, 0.02, 3), 0, 1)
-    fat = np.clip(np.array([0.62, 0.42, 0.10]) * rng.uniform(0.75, 1.15) + rng.normal(0, 0.02, 3), 0, 1)
+    fat_lo, fat_hi = np.asarray(sec["fat_color"][0], float), np.asarray(sec["fat_color"][1], float)
+    fat = np.clip(fat_lo + (fat_hi - fat_lo) * rng.uniform(0.0, 1.0) + rng.normal(0, 0.02, 3), 0, 1)  # one shade
     return Material(
         base_color=tuple(float(c) for c in base),
         roughness=_u(rng, sec["roughness"]),
@@ -125,7 +126,7 @@ class Sampler:
         ss = np.random.SeedSequence([int(seed), int(index)])
         # appended names only: a new stream never changes what the earlier ones draw
         names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects",
-                 "tool_looks", "image_effects", "anatomy")
+                 "tool_looks", "image_effects", "anatomy", "looks", "fov")
         return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
@@ -133,9 +134,9 @@ class Sampler:
         cfg = self.cfg
         extra: dict = {}  # the small anatomy's and connective tissue's draws, for meta.json
         if cfg["scene"]["mode"] == "procedural":
-            objects, wall = self._procedural(r["shape"], r["material"], r["anatomy"], extra)
+            objects, wall = self._procedural(r["shape"], r["material"], r["anatomy"], extra, r["looks"])
         else:
-            objects, wall = self._patient_scene(r["shape"], r["material"])
+            objects, wall = self._patient_scene(r["shape"], r["material"], r["looks"])
         caster = self._caster(objects)
         camera, target_class, target_point = self.camera(r["camera"], objects, wall, caster)
         instruments, requested, note = self._instruments(r["tools"], camera, objects, wall, caster)
@@ -154,12 +155,15 @@ class Sampler:
         effects = sample_camera_effects(r["camera_effects"], cfg["camera_effects"], camera.width)
         effects = sample_scene_effects(r["image_effects"], cfg["camera_effects"], camera.width, effects)
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
-                                render=self.render_settings(r["render"]), instruments=[i for i, _, _ in instruments],
+                                render=self.render_settings(r["render"], r["fov"]),
+                                instruments=[i for i, _, _ in instruments],
                                 target_class=target_class, target_point=target_point, effects=effects,
                                 instruments_requested=requested, instruments_note=note, meta=extra)
 
-    def render_settings(self, rng: np.random.Generator) -> RenderSettings:
-        """Render settings of one sample: the circular field of view and the noise seed are drawn."""
+    def render_settings(self, rng: np.random.Generator, rfov: np.random.Generator | None = None) -> RenderSettings:
+        """Render settings of one sample: the circular field of view and the noise seed are drawn;
+        with ``rfov`` (the "fov" stream) a share ``render.fov_full_frame`` of samples has no circle
+        (the circle is drawn all the same, so the noise seed does not depend on it)."""
         rs = self.cfg["render"]
         w, h = rs["resolution"]
         fov = None
@@ -168,6 +172,8 @@ class Sampler:
             off = rs["fov_mask_offset"]
             fov = (w / 2 + rng.uniform(-off, off) * w, h / 2 + rng.uniform(-off, off) * h,
                    _u(rng, rs["fov_mask_radius"]) * diag)
+        if fov is not None and rfov is not None and rfov.random() < rs["fov_full_frame"]:
+            fov = None
         return RenderSettings(samples=rs["samples"], denoise=rs["denoise"], max_bounces=rs["max_bounces"],
                               threads=rs["threads"], device=rs["device"], exposure=rs["exposure"],
                               noise_seed=int(rng.integers(0, 2**31 - 1)), fov_mask=fov,
@@ -175,7 +181,7 @@ class Sampler:
 
     # --- organs -------------------------------------------------------------------------
 
-    def _procedural(self, rng, rmat, ranat=None, extra=None):
+    def _procedural(self, rng, rmat, ranat=None, extra=None, rlooks=None):
         cfg = self.cfg
         objs: list[MeshObject] = []
         nid = iter(range(1, 65536))
@@ -183,7 +189,7 @@ class Sampler:
         lv, lf, info = shapes.liver(rng, _u(rng, lc["size_m"]), _u(rng, lc["left_lobe_fraction"]),
                                     _u(rng, lc["edge_sharpness"]), _u(rng, lc["shape_noise_m"]))
         a, b = info["semi_axes"]
-        mats = {t: sample_material(rmat, cfg[t]) for t in TISSUES}
+        mats = {t: sample_looks(rlooks, cfg[t], sample_material(rmat, cfg[t])) for t in TISSUES}
         if lc["enabled"]:
             objs.append(MeshObject("liver", self.table.id_of("liver"), next(nid), lv, lf, mats["liver"]))
         gc = cfg["gallbladder"]
@@ -222,7 +228,7 @@ class Sampler:
     def _load_patient(self):
         return [(m, *_cached_mesh(m["path"], float(m["scale"]))) for m in self.cfg["meshes"]]
 
-    def _patient_scene(self, rng, rmat):
+    def _patient_scene(self, rng, rmat, rlooks=None):
         cfg = self.cfg
         objs: list[MeshObject] = []
         allv = np.concatenate([v for _, v, _ in self._patient])
@@ -232,7 +238,7 @@ class Sampler:
         for i, (m, v, f) in enumerate(self._patient):
             look = m["material"] or (m["class"] if m["class"] in TISSUES else "ligament")
             if look not in mats:
-                mats[look] = sample_material(rmat, cfg[look])
+                mats[look] = sample_looks(rlooks, cfg[look], sample_material(rmat, cfg[look]))
             objs.append(MeshObject(f"{m['class']}_{i}", self.table.id_of(m["class"]), i + 1, v - centre, f,
                                    mats[look]))
         wall_axes = half * 1.25 + 0.06
@@ -240,7 +246,8 @@ class Sampler:
         if cfg["abdominal_wall"]["enabled"]:
             wv, wf = shapes.lumpy_ellipsoid(rng, wall_axes, 0.006, res=(96, 48), inward=True)
             objs.append(MeshObject("abdominal_wall", self.table.id_of("abdominal_wall"), len(objs) + 1,
-                                   wv, wf, sample_material(rmat, cfg["abdominal_wall"])))
+                                   wv, wf, sample_looks(rlooks, cfg["abdominal_wall"],
+                                                        sample_material(rmat, cfg["abdominal_wall"]))))
         return objs, (wall_centre, wall_axes)
 
     def _caster(self, objects) -> RayCaster:
@@ -747,3 +754,14 @@ def sample_scene_effects(rng: np.random.Generator, ce: dict, width: int, fx: Cam
         fx, smoke=smoke if smoke_on else 0.0, smoke_color=color, smoke_depth_m=depth_m,
         motion_blur_px=length if blur_on else 0.0, motion_blur_angle_deg=angle,
         motion_blur_mode="frame" if shake else "tools")
+
+
+def sample_looks(rng: np.random.Generator | None, sec: dict, m: Material) -> Material:
+    """Add the image-only looks of a tissue section (burns, film, wet streaks, bands) to ``m``,
+    drawn from the "looks" stream (``rng`` None: ``m`` unchanged), so the other streams draw as before."""
+    if rng is None:
+        return m
+    return dataclasses.replace(
+        m, burn=_u(rng, sec["burn"]), burn_color=_shade(rng, sec["burn_color"]), film=_u(rng, sec["film"]),
+        film_color=_shade(rng, sec["film_color"]), streaks=_u(rng, sec["streaks"]), bands=_u(rng, sec["bands"]),
+        looks_seed=int(rng.integers(0, 2**31 - 1)))
