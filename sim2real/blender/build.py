@@ -144,8 +144,10 @@ def make_material(name: str, m: Material):
     coord = g.node("ShaderNodeTexCoord").outputs["Object"]
     vec = g.coords(coord, m.texture_offset)
     color = (*m.base_color, 1.0)
+    mottle = None
     if m.color2 is not None and m.noise_strength > 0:  # large-scale mottling
-        fac = g.map_range(g.noise(vec, m.noise_scale).outputs["Fac"], 0.3, 0.7, 0.0, m.noise_strength)
+        mottle = g.noise(vec, m.noise_scale).outputs["Fac"]
+        fac = g.map_range(mottle, 0.3, 0.7, 0.0, m.noise_strength)
         color = g.mix(tuple(m.base_color), tuple(m.color2), fac)
     if m.lobules > 0:  # lobules: cells bright at the centre, darker at the borders (colour only: a
         # Voronoi in the bump's height would be evaluated three times, ~8 % of the image render)
@@ -172,13 +174,14 @@ def make_material(name: str, m: Material):
     if m.blood > 0:
         color = g.mix(color, (0.09, 0.004, 0.004), g.map_range(
             _patch(g, coord, rng, m.blood, m.noise_scale * 0.4), 0.0, 1.0, 0.0, 0.9))
-    color = _add_looks(g, coord, m, color, bsdf)
+    relief = g.noise(vec, m.noise_scale * 4, detail=1.0).outputs["Fac"] if m.bump > 0 else None
+    color = _add_looks(g, coord, vec, m, color, bsdf, mottle, relief)
     if isinstance(color, tuple):
         bsdf.inputs["Base Color"].default_value = color
     else:
         g.link(color, bsdf.inputs["Base Color"])
     if m.bump > 0:
-        bump_noise = g.noise(vec, m.noise_scale * 4, detail=1.0).outputs["Fac"]
+        bump_noise = relief
         bump = g.node("ShaderNodeBump", Strength=min(1.0, 0.3 * m.bump), Distance=0.0005)
         g.link(bump_noise, bump.inputs["Height"])
         g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
@@ -263,11 +266,14 @@ def build(desc: SceneDescription, scene=None):
 
 
 BURN_RIM = (0.42, 0.30, 0.17)  # pale tan, linear RGB: the dried, coagulated edge of a cautery burn
+# standard deviations of the noise texture's Fac (mean 0.5, close to normal), measured over a
+# rendered plane as in _patch: detail 2 (the mottling) and detail 1 (the bump relief)
+_SD_DETAIL2, _SD_DETAIL1 = 0.082, 0.093
 
 
-def _share_threshold(share: float) -> float:
-    """The value of a detail-4 noise (mean 0.5, sd 0.068, see _patch) exceeded on ``share`` of a surface."""
-    return 0.5 + 0.068 * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
+def _tail(share: float, sd: float) -> float:
+    """The value of a noise with standard deviation ``sd`` exceeded on ``share`` of a surface."""
+    return 0.5 + sd * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
 
 
 def _stretched(g: _Graph, coord_out, rng, stretch: float):
@@ -281,32 +287,35 @@ def _stretched(g: _Graph, coord_out, rng, stretch: float):
     return mapping.outputs["Vector"]
 
 
-def _add_looks(g: _Graph, coord_out, m: Material, color, bsdf):
+def _add_looks(g: _Graph, coord_out, vec, m: Material, color, bsdf, mottle=None, relief=None):
     """Layered pale bands, whitish connective film, cautery burns (dark core, pale tan rim) on the
-    colour, and wet streaks on the coat weight; a few nodes each. Their patterns come from
-    ``m.looks_seed`` alone, so they never move the other details."""
+    colour, and wet streaks on the coat weight. To stay cheap, film and burns reuse noises the
+    material has anyway: the film covers the brightest part of the mottling (``mottle``), the
+    burns the highest points of the fine bump relief (``relief``, 2-6 mm features); only the
+    streaks and the bands add a one-octave noise each."""
     rng = np.random.default_rng(m.looks_seed)
     if m.bands > 0:  # pale layered sheets: meandering bands
         wave = g.nt.nodes.new("ShaderNodeTexWave")
         wave.wave_type = "BANDS"
         wave.bands_direction = ("X", "Y", "Z")[int(rng.integers(3))]
-        for k, v in (("Scale", m.noise_scale * 0.4), ("Distortion", 12.0), ("Detail", 2.0)):
+        for k, v in (("Scale", m.noise_scale * 0.4), ("Distortion", 12.0), ("Detail", 0.0)):
             wave.inputs[k].default_value = v
         g.link(g.coords(coord_out, tuple(rng.uniform(-50, 50, 3))), wave.inputs["Vector"])
         pale = tuple(min(1.0, c * 1.2 + 0.04) for c in m.base_color)
         color = g.mix(color, pale, g.map_range(wave.outputs["Fac"], 0.5, 1.0, 0.0, m.bands))
-    if m.film > 0:  # whitish, translucent-looking film: fibrous mottling, never fully opaque
-        n = g.noise(_stretched(g, coord_out, rng, 3.0), m.noise_scale * 0.7, detail=4.0, roughness=0.6)
-        t = _share_threshold(m.film)
-        color = g.mix(color, tuple(m.film_color), g.map_range(n.outputs["Fac"], t - 0.04, t + 0.12, 0.0, 0.5))
+    if m.film > 0:  # whitish, translucent-looking film over the bright mottling, never fully opaque
+        if mottle is None:
+            mottle = g.noise(vec, m.noise_scale).outputs["Fac"]
+        t = 1.0 - _tail(m.film, _SD_DETAIL2)  # the low tail: where the mottling keeps the base colour
+        color = g.mix(color, tuple(m.film_color), g.map_range(mottle, t - 0.05, t + 0.05, 0.5, 0.0))
     if m.burn > 0:  # small burns: a dark charred core inside a pale tan rim
-        n = g.noise(g.coords(coord_out, tuple(rng.uniform(-50, 50, 3))), m.noise_scale * 2, detail=4.0,
-                    roughness=0.6).outputs["Fac"]
-        t, t_rim = _share_threshold(m.burn), _share_threshold(min(0.999, m.burn * 2.5))
-        color = g.mix(color, BURN_RIM, g.map_range(n, t_rim - 0.005, t_rim + 0.01, 0.0, 0.85))
-        color = g.mix(color, tuple(m.burn_color), g.map_range(n, t - 0.005, t + 0.01, 0.0, 1.0))
+        if relief is None:
+            relief = g.noise(vec, m.noise_scale * 4, detail=1.0).outputs["Fac"]
+        t, t_rim = _tail(m.burn, _SD_DETAIL1), _tail(min(0.999, m.burn * 2.5), _SD_DETAIL1)
+        color = g.mix(color, BURN_RIM, g.map_range(relief, t_rim - 0.005, t_rim + 0.01, 0.0, 0.85))
+        color = g.mix(color, tuple(m.burn_color), g.map_range(relief, t - 0.005, t + 0.01, 0.0, 1.0))
     if m.streaks > 0 and m.coat > 0:  # wet streaks: the coat only along a stretched noise
-        n = g.noise(_stretched(g, coord_out, rng, 6.0), m.noise_scale * 2, detail=2.0, roughness=0.5)
-        weight = g.map_range(n.outputs["Fac"], 0.48, 0.58, m.coat * (1.0 - m.streaks), m.coat)
+        n = g.noise(_stretched(g, coord_out, rng, 6.0), m.noise_scale * 2, detail=0.0, roughness=0.5)
+        weight = g.map_range(n.outputs["Fac"], 0.5, 0.62, m.coat * (1.0 - m.streaks), m.coat)
         g.link(weight, compat.socket(bsdf.inputs, ["Coat Weight", "Clearcoat"]))
     return color
