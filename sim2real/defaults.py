@@ -84,7 +84,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "max_tries": F(200, "int", 1, 100000, doc="draws before giving up on a free camera pose"),
     },
     "light": {
-        "energy_w": F([0.06, 0.25], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
+        "energy_w": F([0.0284, 0.1185], "range", 0.0, 1000.0, doc="spot light power at the scope tip"),
         "spot_size_deg": F([90.0, 130.0], "range", 1.0, 180.0),
         "spot_blend": F([0.4, 0.9], "range", 0.0, 1.0),
         "radius_m": F(0.002, "float", 0.0, 0.1, doc="light size (softens speculars)"),
@@ -92,7 +92,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "ambient": F([0.0, 0.02], "range", 0.0, 10.0, doc="world background strength"),
     },
     "liver": {
-        **_tissue([[0.12, 0.018, 0.016], [0.24, 0.042, 0.036]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
+        **_tissue([[0.17, 0.025, 0.022], [0.34, 0.06, 0.05]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
                   [0.2, 0.5], lobules=(0.15, 0.4), lobule_scale=450.0, blood=(0.0, 0.1), bile=(0.0, 0.04)),
         "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
@@ -100,19 +100,19 @@ SCHEMA: dict[str, dict[str, F]] = {
         "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
     },
     "gallbladder": {
-        **_tissue([[0.099, 0.052, 0.099], [0.224, 0.119, 0.166]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
+        **_tissue([[0.2571, 0.06, 0.1674], [0.3516, 0.1105, 0.218]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],
                   [0.1, 0.3], vessels=(0.5, 1.0), fat_patches=(0.0, 0.15), blood=(0.0, 0.08), bile=(0.0, 0.08)),
         "length_m": F([0.07, 0.10], "range", 0.01, 0.3),
         "radius_m": F([0.014, 0.022], "range", 0.002, 0.1),
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
-        **_tissue([[0.50, 0.34, 0.12], [0.78, 0.60, 0.32]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
+        **_tissue([[0.50, 0.22, 0.09], [0.78, 0.42, 0.24]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
                   lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.15, 0.45), blood=(0.0, 0.05)),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
-        **_tissue([[0.35, 0.10, 0.09], [0.60, 0.25, 0.21]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
+        **_tissue([[0.60, 0.16, 0.16], [0.95, 0.38, 0.36]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
                   coat=(0.3, 0.8), vessels=(0.4, 0.9), fat_patches=(0.0, 0.15), blood=(0.0, 0.05)),
         "size_m": F([0.40, 0.48], "range", 0.05, 3.0, doc="cavity width"),
     },
@@ -132,8 +132,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "opening_deg": F([0.0, 35.0], "range", 0.0, 90.0, doc="grasper jaw opening"),
         "tip_distance_m": F([0.025, 0.07], "range", 0.005, 1.0, doc="tip distance from the camera"),
         "tip_in_view": F(0.7, "float", 0.0, 1.0, doc="tips land within this fraction of the image"),
-        "shaft_color": F([[0.016, 0.014, 0.020], [0.034, 0.032, 0.038]], "color", 0.0, 1.0, doc="insulation, linear RGB; one shade between low and high"),
-        "tip_color": F([[0.665, 0.584, 0.765], [0.871, 0.789, 0.971]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB; one shade between low and high"),
+        "shaft_color": F([[0.0057, 0.0018, 0.0054], [0.0185, 0.0147, 0.0182]], "color", 0.0, 1.0, doc="insulation, linear RGB; one shade between low and high"),
+        "tip_color": F([[0.2989, 0.1741, 0.279], [0.4458, 0.3203, 0.4259]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB; one shade between low and high"),
         "tip_roughness": F([0.35, 0.55], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
         "shaft_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="insulated shaft: matte black plastic"),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
@@ -191,7 +191,7 @@ def _looks(burn=(0.0, 0.0), film=(0.0, 0.0), streaks=(0.3, 0.7), bands=(0.0, 0.0
         "burn_color": F([[0.015, 0.008, 0.005], [0.06, 0.03, 0.015]], "color", 0.0, 1.0,
                         doc="charred core of a burn, linear RGB; one shade between low and high"),
         "film": F(list(film), "range", 0.0, 1.0, doc="share of the surface under whitish connective film / peritoneum"),
-        "film_color": F([[0.55, 0.50, 0.50], [0.80, 0.76, 0.74]], "color", 0.0, 1.0,
+        "film_color": F([[0.55, 0.42, 0.45], [0.80, 0.64, 0.66]], "color", 0.0, 1.0,
                         doc="colour of the film, linear RGB; one shade between low and high"),
         "streaks": F(list(streaks), "range", 0.0, 1.0,
                      doc="wet streaks: how much a stretched noise breaks the wet coat into streaks (0 uniform coat)"),
@@ -200,7 +200,7 @@ def _looks(burn=(0.0, 0.0), film=(0.0, 0.0), streaks=(0.3, 0.7), bands=(0.0, 0.0
 
 
 for _section, _kw in {"liver": dict(burn=(0.0, 0.04)),
-                      "gallbladder": dict(burn=(0.0, 0.05), film=(0.1, 0.35)),
+                      "gallbladder": dict(burn=(0.0, 0.05), film=(0.05, 0.2)),
                       "fat": dict(film=(0.0, 0.1), streaks=(0.2, 0.6), bands=(0.3, 0.6)),
                       "abdominal_wall": dict(streaks=(0.2, 0.6)),
                       "ligament": dict(film=(0.1, 0.3), streaks=(0.2, 0.6), bands=(0.2, 0.5))}.items():
