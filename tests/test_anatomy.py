@@ -17,7 +17,7 @@ BASE = {"render.resolution": [W, H], "render.samples": 1, "render.denoise": Fals
 
 
 def _cfg(**overrides):
-    return load_config("default", {**BASE, **overrides})
+    return load_config("full", {**BASE, **overrides})  # the preset with the anatomy on
 
 
 def _render(descs, tmp_path):

@@ -69,8 +69,8 @@ def test_numpy_jpeg_is_close_to_a_real_codec():
 
 def test_appearance_settings_never_move_geometry_or_labels_inputs():
     """Colours, stains, tool looks and camera effects draw from their own streams."""
-    base = load_config("default", {"render.resolution": [64, 36]})
-    looks = load_config("default", {"render.resolution": [64, 36], "gallbladder.color": [0.5, 0.1, 0.4],
+    base = load_config("full", {"render.resolution": [64, 36]})  # every instrument look on
+    looks = load_config("full", {"render.resolution": [64, 36], "gallbladder.color": [0.5, 0.1, 0.4],
                                     "liver.blood": [0.5, 0.9], "camera_effects.enabled": False,
                                     "instruments.shaft_color": [0.2, 0.2, 0.2], "light.color": [1.0, 0.5, 0.5]})
     for i in range(3):

@@ -132,8 +132,9 @@ def test_hook_has_a_white_sleeve_over_its_neck_and_bare_metal_at_the_end():
     assert ring[ring > 1e-9].min() > np.hypot(rod[:, 0], rod[:, 1]).max()  # (not the caps' centres)
 
 
-def test_default_kinds_are_weighted_like_cholecystectomy():
-    kinds = load_config("default")["instruments"]["kinds"]
+def test_full_preset_kinds_are_weighted_like_cholecystectomy():
+    assert load_config("default")["instruments"]["kinds"] == ["grasper", "hook"]
+    kinds = load_config("full")["instruments"]["kinds"]
     counts = {k: kinds.count(k) for k in shapes.KINDS}
     assert set(kinds) == set(shapes.KINDS)
     assert min(counts["hook"], counts["grasper"]) > max(counts["clip_applier"], counts["scissors"], counts["suction"])
