@@ -2,6 +2,7 @@
 
     python benchmarks/compare_render.py --base fdbcacb                 # default preset, 452x256
     python benchmarks/compare_render.py --base fdbcacb --rounds 4 --count 5 --set render.samples=8
+    python benchmarks/compare_render.py --base fdbcacb --preset full --base-preset default
 
 The base commit is exported (``git archive``) to a temporary folder; each round renders
 ``--count`` samples (plus one warm-up that loads the Cycles kernels) with ``sim2real
@@ -37,9 +38,9 @@ def export(ref: str, dest: Path) -> Path:
     return dest
 
 
-def render(tree: Path, out: Path, args) -> list[dict]:
+def render(tree: Path, out: Path, args, preset: str) -> list[dict]:
     cmd = [sys.executable, "-m", "sim2real.cli", "render", "--out", str(out), "--count", str(args.count + 1),
-           "--seed", str(args.seed), "--preset", args.preset, "--no-preview", "--set", f"render.threads={args.threads}"]
+           "--seed", str(args.seed), "--preset", preset, "--no-preview", "--set", f"render.threads={args.threads}"]
     for s in args.set:
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -59,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="git commit to compare against")
     ap.add_argument("--preset", default="default")
+    ap.add_argument("--base-preset", default=None,
+                    help="the base commit's preset (default: --preset; e.g. default when --preset is newer than it)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=4, help="timed samples per tree and round")
     ap.add_argument("--seed", type=int, default=11)
@@ -72,10 +75,11 @@ def main() -> None:
         for r in range(args.rounds):
             order = ["base", "this"] if r % 2 == 0 else ["this", "base"]
             for name in order:
-                rows[name] += render(trees[name], tmp / f"{name}_{r}", args)
+                preset = args.preset if name == "this" else (args.base_preset or args.preset)
+                rows[name] += render(trees[name], tmp / f"{name}_{r}", args, preset)
                 print(f"round {r + 1}/{args.rounds} {name}: {len(rows[name])} samples", file=sys.stderr)
     med = {n: {k: statistics.median(x[k] for x in v) for k in ("wall", *PARTS)} for n, v in rows.items()}
-    print(f"preset {args.preset} {' '.join(args.set)}; {args.rounds} rounds x {args.count} samples per tree, "
+    print(f"preset {args.preset} (base: {args.base_preset or args.preset}) {' '.join(args.set)}; {args.rounds} rounds x {args.count} samples per tree, "
           f"{args.threads} Cycles threads; medians in seconds (base = {args.base})")
     print(f"  {'':34s} {'base':>8s} {'this':>8s} {'this/base':>10s}")
     for k in ("wall", *PARTS):
