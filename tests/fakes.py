@@ -86,3 +86,15 @@ def write_disc_real_folder(root, n: int = 3, videos=("v0", "v1", "v2")) -> Path:
         img[disc] = np.clip(base + rng.normal(0, 15, (disc.sum(), 3)), 13, 255).astype(np.uint8)
         write_png(root / "images" / f"{videos[i % len(videos)]}_{i:04d}.png", img)
     return root
+
+
+def render_labelled(desc, out_dir):
+    """Render one scene description with the Blender renderer; its arrays (image and labels)."""
+    from sim2real.blender.renderer import BlenderRenderer
+
+    r = BlenderRenderer()
+    try:
+        arrays, _ = r.render(desc, out_dir)
+    finally:
+        r.close()
+    return arrays

@@ -21,14 +21,9 @@ NO_LOOKS = {f"{t}.{k}": 0.0 for t in TISSUES for k in ("burn", "film", "streaks"
 
 
 def _render(desc, tmp_path):
-    from sim2real.blender.renderer import BlenderRenderer
+    from fakes import render_labelled
 
-    r = BlenderRenderer()
-    try:
-        arrays, _ = r.render(desc, tmp_path)
-    finally:
-        r.close()
-    return arrays
+    return render_labelled(desc, tmp_path)
 
 
 def _without(d: dict, *keys) -> dict:

@@ -13,14 +13,9 @@ W, H = 96, 64
 
 
 def _render(desc, tmp_path):
-    from sim2real.blender.renderer import BlenderRenderer
+    from fakes import render_labelled
 
-    r = BlenderRenderer()
-    try:
-        arrays, _ = r.render(desc, tmp_path)
-    finally:
-        r.close()
-    return arrays
+    return render_labelled(desc, tmp_path)
 
 
 def _analytic_scene(fov_mask=None):
