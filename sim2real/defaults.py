@@ -138,7 +138,8 @@ SCHEMA: dict[str, dict[str, F]] = {
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
                    "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units (procedural "
                    "scenes; patient-mesh scenes derive theirs from the meshes and the scope)"),
-        # per-instrument looks (their own random stream): brushed, not mirror-like, metal
+        # per-instrument looks (their own random stream); the default keeps the calibrated chrome,
+        # scenes/full.toml has brushed metal, white sleeves and bare-metal shafts
         "tip_metallic": F([1.0, 1.0], "range", 0.0, 1.0,
                           doc="metal parts' metallic mix (below 1: brushed steel with a diffuse share, no mirror)"),
         "tip_specular": F([0.5, 0.5], "range", 0.0, 1.0, doc="metal parts' specular level"),
@@ -148,7 +149,8 @@ SCHEMA: dict[str, dict[str, F]] = {
                                doc="bare metal shaft, linear RGB; one shade between low and high"),
         "metal_shaft_roughness": F([0.3, 0.5], "range", 0.0, 1.0, doc="bare metal shaft roughness"),
         "sleeve_color": F([[0.665, 0.584, 0.765], [0.871, 0.789, 0.971]], "color", 0.0, 1.0,
-                          doc="the L-hook's insulating sleeve, linear RGB; one shade between low and high (default: the metal's colour; white-cream [[0.50, 0.48, 0.42], [0.78, 0.75, 0.66]] in scenes/full.toml)"),
+                          doc="the L-hook's insulating sleeve, linear RGB; one shade between low and high "
+                              "(default: the metal's colour; white-cream in scenes/full.toml)"),
         "sleeve_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="the L-hook's sleeve roughness"),
         "suction_metal_share": F(0.5, "float", 0.0, 1.0,
                                  doc="probability that a suction cannula is metal (else grey plastic)"),

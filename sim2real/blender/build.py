@@ -103,12 +103,17 @@ class _Graph:
         return compat.socket(m.outputs, ["Result_Color"])
 
 
+def _tail(share: float, sd: float) -> float:
+    """The value of a noise with standard deviation ``sd`` exceeded on ``share`` of a surface."""
+    return 0.5 + sd * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
+
+
 def _patch(g: _Graph, coord_out, rng, share: float, scale: float):
     """A factor 0..1 covering about ``share`` of the surface in irregular patches."""
     vec = g.coords(coord_out, tuple(rng.uniform(-50, 50, 3)))
     fac = g.noise(vec, scale, detail=4.0, roughness=0.6).outputs["Fac"]
     # this noise is close to normal with mean 0.5 and sd 0.068 (measured over a rendered plane)
-    t = 0.5 + 0.068 * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
+    t = _tail(share, 0.068)
     return g.map_range(fac, t - 0.01, t + 0.02)
 
 
@@ -269,11 +274,6 @@ BURN_RIM = (0.42, 0.30, 0.17)  # pale tan, linear RGB: the dried, coagulated edg
 # standard deviations of the noise texture's Fac (mean 0.5, close to normal), measured over a
 # rendered plane as in _patch: detail 2 (the mottling) and detail 1 (the bump relief)
 _SD_DETAIL2, _SD_DETAIL1 = 0.082, 0.093
-
-
-def _tail(share: float, sd: float) -> float:
-    """The value of a noise with standard deviation ``sd`` exceeded on ``share`` of a surface."""
-    return 0.5 + sd * NormalDist().inv_cdf(float(np.clip(1.0 - share, 0.001, 0.999)))
 
 
 def _stretched(g: _Graph, coord_out, rng, stretch: float):

@@ -133,12 +133,12 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
     # float32 throughout: image-only arithmetic, half the memory traffic of float64
     x = rgb_linear.astype(np.float32) * np.float32(2.0 ** exposure)
     # in the scene, before the lens: motion during the exposure, then smoke in front of everything
-    if getattr(fx, "motion_blur_px", 0.0) > 0:
+    if fx.motion_blur_px > 0:
         if fx.motion_blur_mode == "frame":
             x = motion_blur(x, fx.motion_blur_px, fx.motion_blur_angle_deg)
         elif tool_mask is not None:  # no label pass, no tools to smear
             x = motion_blur(x, fx.motion_blur_px, fx.motion_blur_angle_deg, tool_mask)
-    if getattr(fx, "smoke", 0.0) > 0:
+    if fx.smoke > 0:
         x = smoke(x, fx.smoke, fx.smoke_color, np.random.default_rng([fx.seed, 1]), depth, fx.smoke_depth_m)
     x = x * np.asarray(fx.gains, np.float32)
     x = x * vignette(w, h, fx.vignetting, circle).astype(np.float32)[..., None]

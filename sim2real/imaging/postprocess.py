@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from .. import __version__
-from ..classes import BASE_CLASSES, ClassTable
+from ..classes import DEFAULT_TABLE, ClassTable
 from ..dataset.format import class_pixel_counts
 from . import camera_effects
 from .camera_effects import linear_to_srgb8
@@ -80,7 +80,7 @@ def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.n
     if effects is None:
         image = linear_to_srgb8(rgb, exposure)
     else:
-        tools = np.isin(seg, [c.id for c in BASE_CLASSES if c.name in ("tool_shaft", "tool_tip")])
+        tools = np.isin(seg, [DEFAULT_TABLE.id_of("tool_shaft"), DEFAULT_TABLE.id_of("tool_tip")])
         image = camera_effects.apply(rgb, effects, circle, exposure, tool_mask=tools, depth=depth)
     image[~inside] = 0
     return {"image": image, "segmentation": seg, "instances": inst, "depth": depth, "normals": normals}
@@ -107,7 +107,7 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
             "tip_pixel": (uvw[:2] / uvw[2]).tolist() if uvw[2] > 0 else None,
             "opening_deg": float(np.rad2deg(ins.opening_rad)),
             "shaft_radius_m": ins.shaft_radius_m,
-            "look": getattr(ins, "look", None) or {},
+            "look": ins.look,
             "visible_pixels": {
                 "shaft": int(np.sum(arrays["instances"] == ins.shaft_instance_id)),
                 "tip": int(np.sum(arrays["instances"] == ins.tip_instance_id)),
@@ -137,7 +137,7 @@ def sample_meta(desc, arrays: dict, table: ClassTable, extra: dict | None = None
         "instruments_note": desc.instruments_note,  # why fewer were placed than requested
         "instances": [{"id": o.instance_id, "name": o.name, "class_id": o.class_id,
                        "class": table[o.class_id].name, "pixels": int(np.sum(arrays["instances"] == o.instance_id))}
-                      for o in desc.objects if getattr(o, "labelled", True)],  # unlabelled: see meta["connective"]
+                      for o in desc.objects if o.labelled],  # unlabelled: see meta["connective"]
         "materials": {o.name: {"base_color": list(o.material.base_color), "roughness": o.material.roughness,
                                "specular": o.material.specular, "metallic": o.material.metallic,
                                **{k: getattr(o.material, k) for k in _DETAIL if getattr(o.material, k, 0.0)}}

@@ -119,13 +119,15 @@ KINDS = ("grasper", "hook", "clip_applier", "scissors", "suction")
 
 def _join(parts):
     """Concatenate (v, f, part) meshes into one (v, f, per-face part index)."""
-    vs, fs, ps, off = [], [], [], 0
-    for v, f, part in parts:
-        vs.append(v)
-        fs.append(f + off)
-        ps.append(np.full(len(f), TIP_PARTS.index(part), np.int8))
-        off += len(v)
-    return np.concatenate(vs), np.concatenate(fs).astype(np.int32), np.concatenate(ps)
+    v, f = join_meshes([(v, f) for v, f, _ in parts])
+    return v, f, np.concatenate([np.full(len(f), TIP_PARTS.index(part), np.int8) for _, f, part in parts])
+
+
+def _revolve(profile, caps: bool = True, n: int = 48):
+    """A surface of revolution about the z axis through the (radius, z) ``profile`` points."""
+    ring = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return loft(np.stack([np.c_[rad * np.cos(ring), rad * np.sin(ring), np.full(n, z)] for rad, z in profile]),
+                caps=caps)
 
 
 def _jaw(length: float, width: float, height: float, sign: int, teeth: int, tooth_depth: float, n_arc: int = 32):
@@ -196,17 +198,12 @@ def _hook(r: float, tip_length: float):
     corner = (bend + rr) / np.sqrt(2)
     yc, zb = corner - bend, tip_length - corner  # the rod's line and where it starts to bend
     collar_end, sleeve_end = tip_length * 0.08, tip_length * HOOK_SLEEVE_END
-    ring = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-
-    def revolve(profile):
-        return loft(np.stack([np.c_[rad * np.cos(ring), rad * np.sin(ring), np.full(48, z)] for rad, z in profile]))
-
-    cv, cf = revolve([(r * 0.95, 0.0), (r * 0.95, collar_end)])
+    cv, cf = _revolve([(r * 0.95, 0.0), (r * 0.95, collar_end)])
     # the sleeve: full width over its first part, then a smooth taper onto the wire
     t = np.linspace(0, 1, 9)
     taper = [(rr * 1.6 + (r * 0.95 - rr * 1.6) * (0.5 + 0.5 * np.cos(np.pi * x)),
               tip_length * 0.3 + x * (sleeve_end - tip_length * 0.3)) for x in t]
-    sv, sf = revolve([(r * 0.95, collar_end), *taper])
+    sv, sf = _revolve([(r * 0.95, collar_end), *taper])
     phi = np.linspace(0, np.pi / 2, 13)
     path = np.concatenate([
         np.c_[np.full(2, yc), [tip_length * 0.3, zb]],
@@ -311,17 +308,12 @@ def _suction(r: float, tip_length: float, holes: int = 4):
     round its open end, a dark bore inside and ``holes`` side holes (dark patches on the wall).
     The centre of the open end sits on the axis at ``tip_length``."""
     t = r * 0.18  # wall thickness
-    ring = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-
-    def revolve(profile):
-        return loft(np.stack([np.c_[rad * np.cos(ring), rad * np.sin(ring), np.full(48, z)] for rad, z in profile]),
-                    caps=False)
-
     a = np.linspace(0, np.pi, 9)
     lip = [(r - t / 2 + t / 2 * np.cos(x), tip_length - t / 2 + t / 2 * np.sin(x)) for x in a]
-    ov, of = revolve([(r, 0.0), *lip])
+    ov, of = _revolve([(r, 0.0), *lip], caps=False)
     bottom = tip_length - min(2 * r, 0.8 * tip_length)
-    iv, i_f = revolve([(r - t, tip_length - t / 2), (r - t, bottom), (0.5 * (r - t), bottom), (1e-3 * r, bottom)])
+    iv, i_f = _revolve([(r - t, tip_length - t / 2), (r - t, bottom), (0.5 * (r - t), bottom), (1e-3 * r, bottom)],
+                       caps=False)
     parts = [(ov, of, "metal"), (iv, i_f, "hole")]
     hr, rad = 0.35 * r, r * 1.004  # hole radius; just outside the wall
     k = np.linspace(0, 2 * np.pi, 16, endpoint=False)
@@ -365,10 +357,6 @@ def smooth_curve(control: np.ndarray, n: int) -> np.ndarray:
     s = np.r_[0, np.cumsum(np.linalg.norm(np.diff(d, axis=0), axis=1))]
     q = np.linspace(0, s[-1], n)
     return np.stack([np.interp(q, s, d[:, k]) for k in range(3)], -1)
-
-
-def curve_length(points: np.ndarray) -> float:
-    return float(np.sum(np.linalg.norm(np.diff(np.asarray(points, float), axis=0), axis=1)))
 
 
 def vessel(centreline: np.ndarray, radius: float, n: int = 12, taper: float = 0.0):
