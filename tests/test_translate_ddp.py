@@ -8,6 +8,7 @@ import torch
 
 from sim2real.translate.config import load_config
 from sim2real.translate.data import RealFrames, SimImages
+from sim2real.translate.distributed import leave
 from sim2real.translate.trainer import Trainer
 
 TINY = {"model": {"gen_dim": 8, "mlp_dim": 16, "n_res": 1, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
@@ -37,14 +38,16 @@ def _worker(rank, world, port, render, real, run_dirs, result):
     # pick, release and race for
     store = dist.TCPStore("127.0.0.1", port, world, is_master=False)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
+    finished = False
     try:
         cfg = load_config(None, {**TINY, "train": {**TINY["train"], "batch_size": 1}})
         tr = Trainer(cfg, SimImages(render), RealFrames([real], cfg.data), run_dirs[rank], "cpu")
         tr.fit(STEPS)
         if rank == 0:
             torch.save(_weights(tr), result)
+        finished = True
     finally:
-        dist.destroy_process_group()
+        leave(world, finished)  # the way `sim2real translate train` leaves
 
 
 def _weights(tr) -> dict:

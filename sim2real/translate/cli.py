@@ -47,13 +47,16 @@ def train_cmd(sim, real, videos, exclude_videos, out, config, sets, resume, max_
 
     if threads:
         torch.set_num_threads(threads)
+    from .distributed import leave
+
     device, rank, world = _init_distributed(device)
+    finished = False
     try:
         _train(sim, real, _video_filter(videos, exclude_videos), out, config, sets, resume, max_iter, seed, device,
                precision, compile_, rank, world, workers)
+        finished = True
     finally:
-        if world > 1:
-            torch.distributed.destroy_process_group()
+        leave(world, finished)
 
 
 def _init_distributed(device: str) -> tuple[str, int, int]:

@@ -57,3 +57,19 @@ def any_process(flag: bool, device: torch.device, world_size: int) -> bool:
     t = torch.tensor([float(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def leave(world_size: int, finished: bool) -> None:
+    """Tear this process's group down; after a finished run, only once every process got here.
+
+    Without the barrier a process that is done first closes its connections while another
+    is still saving or logging, and gloo may abort the late one (SIGABRT at exit). After an
+    error there is no barrier to wait at: the other processes may never come.
+    """
+    if world_size == 1:
+        return
+    import torch.distributed as dist
+
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
