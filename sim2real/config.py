@@ -256,6 +256,14 @@ def validate_value(name: str, f: F, v, where: str):
         if not (isinstance(v, list) and len(v) == 3):
             raise ConfigError(f"{where}: {name} must be [r, g, b] in 0..255, got {v!r}")
         return [_num(name, x, where, 0, 255, True) for x in v]
+    if k == "weights":  # as many non-negative numbers as the default has, not all zero
+        n = len(f.default)
+        if not (isinstance(v, list) and len(v) == n):
+            raise ConfigError(f"{where}: {name} must be a list of {n} numbers, got {v!r}")
+        out = [_num(name, x, where, f.lo, f.hi) for x in v]
+        if sum(out) <= 0:
+            raise ConfigError(f"{where}: {name} must have at least one weight above 0, got {v!r}")
+        return out
     if k == "points2":
         if not (isinstance(v, list) and v and all(isinstance(p, list) and len(p) == 2 for p in v)):
             raise ConfigError(f"{where}: {name} must be a list of [x, y] points, got {v!r}")

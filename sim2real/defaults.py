@@ -16,7 +16,7 @@ from typing import Any
 @dataclass(frozen=True)
 class F:
     default: Any
-    kind: str  # float | int | bool | str | range | color | choice | int_range | list_str
+    kind: str  # float | int | bool | str | range | color | choice | int_range | list_str | weights ...
     lo: float | None = None
     hi: float | None = None
     choices: tuple = ()
@@ -135,9 +135,19 @@ SCHEMA: dict[str, dict[str, F]] = {
         "tip_color": F([[0.665, 0.584, 0.765], [0.871, 0.789, 0.971]], "color", 0.0, 1.0, doc="metal jaws/hook, linear RGB; one shade between low and high"),
         "tip_roughness": F([0.25, 0.45], "range", 0.0, 1.0, doc="metal jaws/hook: brushed steel"),
         "shaft_roughness": F([0.35, 0.6], "range", 0.0, 1.0, doc="insulated shaft: matte black plastic"),
+        "entry": F("ports", "choice", choices=("ports", "view"),
+                   doc="where shafts come from. ports: the trocar ports (instruments.ports in procedural scenes; "
+                       "beside the scope's own port in patient-mesh scenes). view: each shaft leaves the image "
+                       "towards an edge drawn from entry_sectors, at shaft_angle_deg to the line of sight, and "
+                       "enters the cavity where that line meets its wall"),
+        "entry_sectors": F([1.0] * 8, "weights", 0.0, 1e6,
+                           doc="view entry: relative share of instruments leaving the image towards each of the "
+                               "8 directions E, NE, N, NW, W, SW, S, SE (E = the right edge, N = the top)"),
+        "shaft_angle_deg": F([35.0, 70.0], "range", 5.0, 85.0,
+                             doc="view entry: angle between the shaft and the scope's line of sight"),
         "ports": F([[-0.10, -0.06], [-0.02, -0.08], [0.05, -0.05], [-0.16, -0.12], [0.0, -0.16]],
                    "points2", -1.0, 1.0, doc="trocar (x, y) on the anterior wall, in wall-size units (procedural "
-                   "scenes; patient-mesh scenes derive theirs from the meshes and the scope)"),
+                   "scenes with entry = ports)"),
         # per-instrument looks (their own random stream); the default keeps the calibrated chrome,
         # scenes/full.toml has brushed metal, white sleeves and bare-metal shafts
         "tip_metallic": F([1.0, 1.0], "range", 0.0, 1.0,

@@ -72,3 +72,55 @@ def test_patient_sample_does_not_depend_on_earlier_samples(shared_data):
     assert np.array_equal(a.camera.camera_to_world, b.camera.camera_to_world)
     assert [len(o.faces) for o in a.objects] == [len(o.faces) for o in b.objects]
     assert all(np.array_equal(x.vertices, y.vertices) for x, y in zip(a.objects, b.objects))
+
+
+def _leaving_angle(d, ins) -> float | None:
+    """Direction (degrees, 0 = right, 90 = up) from the image centre to the point of the shaft's
+    line farthest from it in view, found by projecting points of the tip-to-shaft-end line
+    through K and the camera pose (not by the sampler's own formula)."""
+    cam = d.camera
+    shaft = next(o for o in d.objects if o.instance_id == ins.shaft_instance_id)
+    v = np.asarray(shaft.vertices)
+    end = v[np.argmax(np.linalg.norm(v - ins.tip_world, axis=1))]
+    line = ins.tip_world + np.linspace(0, 1, 400)[:, None] * (end - ins.tip_world)
+    w2c = np.linalg.inv(cam.camera_to_world)
+    p = (w2c[:3, :3] @ line.T + w2c[:3, 3:]).T
+    p = p[p[:, 2] > 1e-3]
+    uv = (cam.k @ p.T).T
+    uv = uv[:, :2] / uv[:, 2:]
+    ok = (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
+    if not ok.any():
+        return None
+    du, dv = uv[ok, 0] / cam.width - 0.5, 0.5 - uv[ok, 1] / cam.height
+    far = np.argmax(du * du + dv * dv)
+    return float(np.degrees(np.arctan2(dv[far], du[far])) % 360)
+
+
+@pytest.mark.parametrize("sector", [0, 2, 4, 6, 7])  # E, N, W, S, SE
+def test_view_entry_leaves_the_image_towards_the_drawn_edge(sector):
+    w = [0.0] * 8
+    w[sector] = 1.0
+    s = Sampler(load_config("default", {"instruments.entry": "view", "instruments.entry_sectors": w,
+                                        "render.resolution": [256, 144]}))
+    dev, requested, placed = [], 0, 0
+    for i in range(8):
+        d = s(0, i)
+        requested += d.instruments_requested
+        placed += len(d.instruments)
+        _check_free(d)
+        for ins in d.instruments:
+            a = _leaving_angle(d, ins)
+            assert a is not None  # the tip is in view, so is part of its shaft
+            dev.append(abs((a - 45 * sector + 180) % 360 - 180))
+    # the drawn 45-degree sector is seen from the tip, the angle from the image centre: spread
+    assert placed >= 0.7 * requested and len(dev) >= 8
+    assert np.median(dev) < 45 and np.mean(np.asarray(dev) < 90) >= 0.75, sorted(dev)
+
+
+def test_entry_sectors_are_checked():
+    from sim2real.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="entry_sectors must have at least one weight above 0"):
+        load_config("default", {"instruments.entry_sectors": [0] * 8})
+    with pytest.raises(ConfigError, match="entry_sectors must be a list of 8 numbers"):
+        load_config("default", {"instruments.entry_sectors": [1, 2]})

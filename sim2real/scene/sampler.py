@@ -315,6 +315,8 @@ class Sampler:
         ports lie on the cavity wall around the scope's own port (where the line of sight
         leaves the wall behind the camera), to the left and right of it as in a
         cholecystectomy, and their tips stop short of the organ surface the scope sees.
+        With ``instruments.entry = "view"`` (either mode) a shaft is drawn by where it leaves
+        the image instead, and its port is where its line meets the cavity wall.
         """
         ic = self.cfg["instruments"]
         lo, hi = ic["count"]
@@ -350,7 +352,12 @@ class Sampler:
                 if hit < np.linalg.norm(tip - cam_pos) + 0.004:
                     _count(failed, "the tip would sit inside or behind an organ")
                     continue
-                if meshes:
+                if ic["entry"] == "view":
+                    if np.sum(((tip - wall_centre) / wall_axes) ** 2) >= 0.98:
+                        _count(failed, "the tip would sit outside the cavity")
+                        continue
+                    entry = _entry_in_view(rng, ic, tip, c2w, wall_centre, wall_axes)
+                elif meshes:
                     entry = _port_near(rng, scope_port, c2w[:3, 0], wall_centre, wall_axes)
                 else:
                     port = np.asarray(ic["ports"][rng.integers(len(ic["ports"]))], float)
@@ -664,6 +671,19 @@ def _ellipsoid_exit(origin, direction, centre, axes) -> np.ndarray:
     a, b, c = d @ d, 2 * o @ d, o @ o - 1
     t = (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
     return np.asarray(origin, float) + t * np.asarray(direction, float)
+
+
+def _entry_in_view(rng, ic: dict, tip, c2w, centre, axes) -> np.ndarray:
+    """Where a shaft ending at ``tip`` enters the cavity when it is to leave the image towards
+    an edge drawn from ``entry_sectors`` (E, NE, ..., SE; 45 degrees each, drawn uniformly
+    within) at ``shaft_angle_deg`` to the line of sight: the line from the tip back past the
+    scope (camera frame: x right, y down, z forward) meets the cavity wall there."""
+    w = np.asarray(ic["entry_sectors"], float)
+    sector = int(rng.choice(8, p=w / w.sum()))
+    theta = np.deg2rad(45.0 * sector + rng.uniform(-22.5, 22.5))
+    phi = np.deg2rad(_u(rng, ic["shaft_angle_deg"]))
+    out_c = np.array([np.sin(phi) * np.cos(theta), -np.sin(phi) * np.sin(theta), -np.cos(phi)])
+    return _ellipsoid_exit(tip, c2w[:3, :3] @ out_c, centre, axes)
 
 
 def _port_near(rng, scope_port, image_right, centre, axes) -> np.ndarray:
