@@ -53,7 +53,8 @@ def test_default_scene_gets_its_instruments():
 
 def test_a_shortfall_is_recorded_and_logged(caplog):
     # ports far out on the wall's rim: most draws miss the wall, so tools go missing
-    cfg = load_config("default", {"instruments.count": [3, 3], "instruments.ports": [[0.99, 0.99]]})
+    cfg = load_config("default", {"instruments.count": [3, 3], "instruments.entry": "ports",
+                                  "instruments.ports": [[0.99, 0.99]]})
     with caplog.at_level(logging.WARNING, logger="sim2real.scene.sampler"):
         d = Sampler(cfg)(0, 0)
     assert d.instruments_requested == 3 and len(d.instruments) < 3
@@ -124,3 +125,20 @@ def test_entry_sectors_are_checked():
         load_config("default", {"instruments.entry_sectors": [0] * 8})
     with pytest.raises(ConfigError, match="entry_sectors must be a list of 8 numbers"):
         load_config("default", {"instruments.entry_sectors": [1, 2]})
+
+
+def test_the_aimed_point_lands_where_the_preset_puts_it():
+    """Projecting the recorded target point through K and the pose (OpenCV, by hand) gives the
+    drawn fraction of the image; the default range keeps it in the centre."""
+    s = Sampler(load_config("default", {"camera.target_u": [0.2, 0.2], "camera.target_v": [0.35, 0.35],
+                                        "instruments.count": [0, 0], "render.resolution": [320, 180]}))
+    centre = Sampler(load_config("default", {"instruments.count": [0, 0], "render.resolution": [320, 180]}))
+    for i in range(4):
+        for sampler, want in ((s, (0.2, 0.35)), (centre, (0.5, 0.5))):
+            d = sampler(0, i)
+            r, t = d.camera.camera_to_world[:3, :3], d.camera.camera_to_world[:3, 3]
+            assert np.allclose(r.T @ r, np.eye(3), atol=1e-9) and np.linalg.det(r) > 0  # still a rotation
+            p = r.T @ (d.target_point - t)
+            assert p[2] > 0
+            u, v = (d.camera.k @ (p / p[2]))[:2]
+            assert (u / 320, v / 180) == pytest.approx(want, abs=1e-6)

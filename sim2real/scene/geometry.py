@@ -195,6 +195,19 @@ def look_at_opencv(eye, target, up=(0, 0, 1), roll: float = 0.0) -> np.ndarray:
     return m
 
 
+def turn_to_pixel(camera_to_world: np.ndarray, k: np.ndarray, uv) -> np.ndarray:
+    """The camera turned about its centre so that what it looked straight at (its optical
+    axis) lands at pixel ``uv`` instead; the smallest such turn."""
+    z = np.array([0.0, 0.0, 1.0])
+    r = normalize(np.linalg.inv(k) @ np.array([uv[0], uv[1], 1.0]))
+    axis = np.cross(z, r)
+    m = np.array(camera_to_world, float)
+    if np.linalg.norm(axis) > 1e-12:
+        q = axis_angle(axis, float(np.arccos(np.clip(r[2], -1.0, 1.0))))  # takes z to r
+        m[:3, :3] = m[:3, :3] @ q.T
+    return m
+
+
 def intrinsics(width: int, height: int, hfov_rad: float) -> np.ndarray:
     """K in pixels for a horizontal field of view; square pixels, centred principal point."""
     f = (width / 2) / np.tan(hfov_rad / 2)

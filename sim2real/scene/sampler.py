@@ -19,7 +19,8 @@ from ..defaults import TISSUES
 from ..errors import Sim2RealError
 from . import shapes
 from .description import Camera, CameraEffects, Instrument, Light, Material, MeshObject, RenderSettings, SceneDescription
-from .geometry import RayCaster, inside_closed_mesh, intrinsics, look_at_opencv, normalize, vertex_normals
+from .geometry import (RayCaster, inside_closed_mesh, intrinsics, look_at_opencv, normalize, turn_to_pixel,
+                       vertex_normals)
 from .meshio import load_mesh
 
 
@@ -299,7 +300,11 @@ class Sampler:
             hfov = np.deg2rad(_u(rng, cc["fov_deg"]))
             roll = np.deg2rad(_u(rng, cc["roll_deg"]))
             c2w = look_at_opencv(eye, target, up=(0, 0, 1), roll=roll)
-            cam = Camera(width=w, height=h, k=intrinsics(w, h, hfov), camera_to_world=c2w, hfov_rad=hfov,
+            k = intrinsics(w, h, hfov)
+            at = (_u(rng, cc["target_u"]), _u(rng, cc["target_v"]))
+            if at != (0.5, 0.5):
+                c2w = turn_to_pixel(c2w, k, (at[0] * w, at[1] * h))
+            cam = Camera(width=w, height=h, k=k, camera_to_world=c2w, hfov_rad=hfov,
                          clip_start_m=cc["clip_start_m"], clip_end_m=cc["clip_end_m"])
             return cam, tclass, target
         raise SamplingError(f"no free camera pose found in {cc['max_tries']} draws; widen camera.distance_m or "
