@@ -129,10 +129,12 @@ def test_entry_sectors_are_checked():
 
 def test_the_aimed_point_lands_where_the_preset_puts_it():
     """Projecting the recorded target point through K and the pose (OpenCV, by hand) gives the
-    drawn fraction of the image; the default range keeps it in the centre."""
-    s = Sampler(load_config("default", {"camera.target_u": [0.2, 0.2], "camera.target_v": [0.35, 0.35],
-                                        "instruments.count": [0, 0], "render.resolution": [320, 180]}))
-    centre = Sampler(load_config("default", {"instruments.count": [0, 0], "render.resolution": [320, 180]}))
+    drawn fraction of the image, and [0.5, 0.5] the centre."""
+    def make(u, v):
+        return Sampler(load_config("default", {"camera.target_u": u, "camera.target_v": v,
+                                               "instruments.count": [0, 0], "render.resolution": [320, 180]}))
+
+    s, centre = make([0.2, 0.2], [0.35, 0.35]), make([0.5, 0.5], [0.5, 0.5])
     for i in range(4):
         for sampler, want in ((s, (0.2, 0.35)), (centre, (0.5, 0.5))):
             d = sampler(0, i)
