@@ -50,6 +50,19 @@ def test_resume_equals_training_straight(render_items, tmp_path):
     assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]])
 
 
+def test_the_seed_alone_decides_the_run(render_items, tmp_path):
+    """Same seed -> the same weights whatever the process's RNG did before; another seed -> others."""
+    cfg = TrainConfig(steps=2, **TINY)
+    torch.manual_seed(1)
+    train(render_items, tmp_path / "a", cfg, device="cpu", progress=False)
+    torch.rand(1000)  # the global RNG moves on (an earlier arm, another library)
+    train(render_items, tmp_path / "b", cfg, device="cpu", progress=False)
+    train(render_items, tmp_path / "c", TrainConfig(steps=2, seed=1, **TINY), device="cpu", progress=False)
+    a, b, c = (load_checkpoint(tmp_path / x)["model"] for x in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_existing_run_needs_resume_and_same_settings(render_items, real_items, tmp_path):
     cfg = TrainConfig(steps=2, **TINY)
     train(render_items, tmp_path / "run", cfg, device="cpu", progress=False)

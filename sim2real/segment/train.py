@@ -78,9 +78,14 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def build_model(cfg: TrainConfig):
+    """The U-Net, its initial weights drawn from ``cfg.seed`` (the process's own RNG untouched)."""
+    import torch
+
     from .unet import UNet
 
-    return UNet(len(cfg.classes) + 1, base=cfg.base, depth=cfg.depth)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return UNet(len(cfg.classes) + 1, base=cfg.base, depth=cfg.depth)
 
 
 def normalise(x):
