@@ -67,9 +67,7 @@ SCHEMA: dict[str, dict[str, F]] = {
                                             "(off renders ~9 % faster)"),
         "threads": F(0, "int", 0, 1024, doc="Cycles CPU threads; 0 = all"),
         "device": F("CPU", "choice", choices=("CPU", "GPU")),
-        "exposure": F(0.5, "float", -10.0, 10.0,
-                      doc="stops, applied before the sRGB transform (0.5: the lit mean of the renders' frames "
-                          "as in the development videos; see docs/results.md)"),
+        "exposure": F(0.0, "float", -10.0, 10.0, doc="stops, applied before the sRGB transform"),
         "fov_mask": F(True, "bool", doc="circular endoscope field of view; labels are 0 outside"),
         # measured on the development videos (benchmarks/fov_stats.py, see docs/rendering.md)
         "fov_mask_radius": F([0.33, 0.47], "range", 0.2, 1.0, doc="circle radius / image diagonal"),
@@ -178,10 +176,14 @@ SCHEMA: dict[str, dict[str, F]] = {
     },
     "camera_effects": {
         "enabled": F(True, "bool", doc="image-only effects after rendering; labels never see them"),
-        "vignetting": F([0.15, 0.45], "range", 0.0, 1.0, doc="light fall-off at the field-of-view edge"),
+        # vignetting and gamma: measured against the development videos' training frames (the
+        # renders' lit mean colour and two-sample accuracy; docs/results.md, "Framing and tone")
+        "vignetting": F([0.05, 0.25], "range", 0.0, 1.0, doc="light fall-off at the field-of-view edge"),
         "defocus_px": F([0.3, 0.9], "range", 0.0, 10.0, doc="Gaussian blur sigma, pixels at 452 px width"),
         "noise": F([0.004, 0.015], "range", 0.0, 0.2, doc="sensor noise std (0..1 pixel values, brighter = more)"),
-        "gamma": F([0.9, 1.1], "range", 0.3, 3.0, doc="tone response exponent"),
+        "gamma": F([0.7, 0.85], "range", 0.3, 3.0,
+                   doc="tone response exponent on linear light (below 1 lifts the mid-tones and shadows, "
+                       "as an endoscope camera's tone curve does)"),
         "white_balance": F([0.92, 1.08], "range", 0.5, 2.0, doc="red and blue gains (independent draws)"),
         "saturation": F([0.85, 1.1], "range", 0.0, 3.0, doc="colour saturation"),
         "jpeg_quality": F([55, 90], "int_range", 0, 100, doc="video compression quality; 0 = none"),
