@@ -363,8 +363,10 @@ class BilateralSimToReal(nn.Module):
         # Only the parts used for sim -> real are kept (same keys as generators.inference_state gives).
         del self.sim.res, self.sim.head, self.sim.guide, self.sim.detail, self.real.enc
 
-    def content(self, x) -> GuidedContent:
-        return GuidedContent(self.sim.encode(x), x)
+    def content(self, x, guide=None) -> GuidedContent:
+        """The content of ``x``; its guide (the image the grid is applied to) is ``x`` itself, or
+        ``guide``: the same picture at another resolution (the grid is predicted from ``x``)."""
+        return GuidedContent(self.sim.encode(x), x if guide is None else guide)
 
     def style(self, x):
         return self.real.encode_style(x)
