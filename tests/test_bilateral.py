@@ -326,3 +326,19 @@ def test_translation_predicts_the_grid_at_the_training_scale_and_keeps_the_rende
     y = t.decode(content, np.zeros((1, 2, t.model.style_dim), np.float32), hw, img.shape[:2])
     assert y.shape == (1, 2, *img.shape)
     assert (y[0].int() - torch.from_numpy(img).int()).abs().max() <= 2   # tanh(atanh(0.995 x)): within 2 levels
+
+
+def test_the_bilateral_family_trains_on_whole_frames_and_a_part_of_the_frame_is_refused():
+    """Its grid is predicted from the whole frame at translation, so the low-resolution path must
+    see whole frames in training too, not zoomed-in crops (native-scale crops of ``small``)."""
+    from sim2real.translate.config import fit_crop, load_config
+
+    cfg = load_config("bilateral")
+    assert cfg.model.family == "bilateral" and cfg.data.crop == [0, 0]
+    assert fit_crop(cfg, (144, 256)) == [72, 128] and fit_crop(cfg, (256, 452)) == [72, 124]
+    crops = load_config("small", {"model": {"family": "bilateral"}})        # 64x112 crops of 144x256 renders
+    with pytest.raises(ConfigError) as e:
+        fit_crop(crops, (144, 256))
+    msg = str(e.value)
+    assert "data.crop [64, 112]" in msg and "--config bilateral" in msg and "\n" not in msg
+    assert fit_crop(load_config("small"), (144, 256)) == [64, 112]          # the MUNIT family may crop

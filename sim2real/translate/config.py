@@ -270,6 +270,11 @@ def fit_crop(cfg: "TranslatorConfig", render_hw, source: str = "renders") -> lis
     if list(cfg.data.crop) == [0, 0]:
         return fits
     ch, cw = (int(c) for c in cfg.data.crop)
+    if cfg.model.family == "bilateral" and [ch, cw] != fits and ch <= wh and cw <= ww:
+        raise ConfigError(f"data.crop {[ch, cw]} is part of the {wh}x{ww} (h x w) {source} at the training scale "
+                          f"({scale}); the bilateral family predicts its grid from the whole frame, so it trains on "
+                          f"whole frames: use --config bilateral, or set data.crop = [0, 0] and a data.load_size "
+                          f"(e.g. --set data.load_size=72 --set 'data.crop=[0,0]')")
     if min(ch, cw) < min_crop_side(cfg.model):
         raise ConfigError(f"data.crop {[ch, cw]}: the networks need at least {min_crop_side(cfg.model)} px a side "
                           f"(2**(model.dis_num_scales - 1 + model.dis_n_layer), 2**model.style_n_downsample and, for the "
