@@ -69,6 +69,7 @@ class LossConfig:
     semantic: float = 0.0
     semantic_warmup: int = 500     # steps the segmenter trains alone before the term applies
     semantic_base: int = 8         # its U-Net width (depth 3)
+    semantic_tool: float = 1.0     # weight of the instruments' pixels (tool_shaft, tool_tip) in the term
     # PatchNCE (CUT): contrastive patch loss between input and translation, encoder features.
     nce: float = 0.0
     nce_patches: int = 64          # sampled locations per feature layer (negatives: the others)
@@ -198,6 +199,7 @@ class TranslatorConfig:
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         need(lo.semantic_warmup >= 0, "loss.semantic_warmup", ">= 0", lo.semantic_warmup)
         need(lo.semantic_base >= 1, "loss.semantic_base", ">= 1", lo.semantic_base)
+        need(lo.semantic_tool > 0, "loss.semantic_tool", "> 0 (1 = every pixel alike)", lo.semantic_tool)
         need(lo.nce_patches >= 2, "loss.nce_patches", ">= 2", lo.nce_patches)
         need(lo.nce_tau > 0, "loss.nce_tau", "> 0", lo.nce_tau)
         need(0 <= lo.style_from_real_prob <= 1, "loss.style_from_real_prob", "within 0..1", lo.style_from_real_prob)
