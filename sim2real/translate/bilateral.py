@@ -54,7 +54,10 @@ convs of the sim content encoder, after the squash, and its last block);
 ``step_losses.generator_pass`` and ``run_log.sample_grid`` pass every decode its guide, the
 image being translated (the cycle decodes take the translations); the MUNIT generators
 accept and ignore that ``guide``, so no call site branches on the family.
-``inference.load_translator`` builds the model with :func:`make_sim_to_real`.
+``inference.load_translator`` builds the model with :func:`make_sim_to_real`;
+``inference.MunitTranslator.content`` encodes the render at the training scale (what the
+low-resolution path saw in training: whole frames, the ``bilateral`` preset) and gives the
+render at its own resolution as the guide, so translations keep the render's size.
 """
 
 from __future__ import annotations
