@@ -287,3 +287,58 @@ def test_real_generator_is_a_module_without_stored_style():
     with torch.no_grad():
         both = real.decode(c, s, x)
         assert torch.allclose(both[1:], real.decode(c[1:], s[1:], x[1:]), atol=1e-6)
+
+
+# ---------------------------------------------------------------- translation: the training scale, full resolution
+
+
+def test_translation_predicts_the_grid_at_the_training_scale_and_keeps_the_render_resolution(
+        fake_render_dataset, fake_real_folder, tmp_path):
+    """Trained on whole frames resized to ``load_size``, the grid is predicted from the render at
+    that size (what the low-resolution path saw in training) and applied to the render at its own
+    resolution: an identity grid gives the render back pixel for pixel, not a blurred up-scaling."""
+    import numpy as np
+
+    from sim2real.translate.config import load_config
+    from sim2real.translate.data import RealFrames, SimImages, resize_short
+    from sim2real.translate.inference import MunitTranslator
+    from sim2real.translate.trainer import Trainer
+
+    over = {"model": {**TINY, "dis_dim": 8, "dis_n_layer": 2, "dis_num_scales": 2},
+            "data": {"load_size": 24, "crop": [0, 0]},
+            "train": {"log_every": 1, "sample_every": 100, "checkpoint_every": 100}}
+    cfg = load_config(None, over)
+    sim = SimImages(fake_render_dataset)
+    tr = Trainer(cfg, sim, RealFrames([fake_real_folder / "images"], cfg.data), tmp_path / "run", "cpu")
+    assert tr.cfg.data.crop == [24, 32]                     # the whole 48x64 render at the training scale
+    tr.fit(1)
+    t = MunitTranslator(tmp_path / "run" / "checkpoint.pt", "cpu")
+    img = sim.get(0)
+    content, hw = t.content([img])
+    assert hw == img.shape[:2]                              # the render's own resolution
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        want = t.model.sim.encode(resize_short(x, 24) * 2 - 1)
+    torch.testing.assert_close(content.code, want)          # the grid's input: the render at the training scale
+    with torch.no_grad():
+        t.model.real.head.conv.weight.zero_()
+        t.model.real.head.conv.bias.zero_()                 # an identity grid
+    y = t.decode(content, np.zeros((1, 2, t.model.style_dim), np.float32), hw, img.shape[:2])
+    assert y.shape == (1, 2, *img.shape)
+    assert (y[0].int() - torch.from_numpy(img).int()).abs().max() <= 2   # tanh(atanh(0.995 x)): within 2 levels
+
+
+def test_the_bilateral_family_trains_on_whole_frames_and_a_part_of_the_frame_is_refused():
+    """Its grid is predicted from the whole frame at translation, so the low-resolution path must
+    see whole frames in training too, not zoomed-in crops (native-scale crops of ``small``)."""
+    from sim2real.translate.config import fit_crop, load_config
+
+    cfg = load_config("bilateral")
+    assert cfg.model.family == "bilateral" and cfg.data.crop == [0, 0]
+    assert fit_crop(cfg, (144, 256)) == [72, 128] and fit_crop(cfg, (256, 452)) == [72, 124]
+    crops = load_config("small", {"model": {"family": "bilateral"}})        # 64x112 crops of 144x256 renders
+    with pytest.raises(ConfigError) as e:
+        fit_crop(crops, (144, 256))
+    msg = str(e.value)
+    assert "data.crop [64, 112]" in msg and "--config bilateral" in msg and "\n" not in msg
+    assert fit_crop(load_config("small"), (144, 256)) == [64, 112]          # the MUNIT family may crop

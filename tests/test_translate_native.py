@@ -66,6 +66,21 @@ def test_semantic_loss_is_low_for_the_right_labels_only():
     assert float(semantic_loss(logits, (labels + 1) % 8)) > 10
 
 
+def test_semantic_tool_weight_weighs_the_instruments_pixels():
+    from sim2real.translate.step_losses import TOOL_IDS
+
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 0, :] = TOOL_IDS[0]                                   # 4 instrument pixels of 16
+    logits = torch.zeros(1, 10, 4, 4)
+    logits[:, 0] = 5.0                                              # background everywhere: instruments missed
+    plain = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    weighted = semantic_loss(logits, labels, {c: 4.0 for c in TOOL_IDS})
+    # 4 tool pixels weigh 4 each against 12 background pixels: the weighted mean
+    want = (4 * plain[labels == TOOL_IDS[0]].sum() + plain[labels == 0].sum()) / (4 * 4 + 12)
+    torch.testing.assert_close(weighted, want)
+    assert float(weighted) > float(semantic_loss(logits, labels))
+
+
 def _make(render, real, run):
     cfg = load_config(None, TINY)
     return Trainer(cfg, SimImages(render), RealFrames([real / "images"], cfg.data), run, "cpu")
@@ -123,7 +138,8 @@ def test_the_trainer_uses_the_semantic_term_with_its_weight_after_warmup(fake_re
 
 @pytest.mark.parametrize("bad, words", [({"data": {"load_size": 8}}, "load_size"),
                                         ({"loss": {"nce_tau": 0}}, "nce_tau"),
-                                        ({"loss": {"semantic": -1}}, "semantic")])
+                                        ({"loss": {"semantic": -1}}, "semantic"),
+                                        ({"loss": {"semantic_tool": 0}}, "semantic_tool")])
 def test_bad_label_term_settings_are_named(bad, words):
     from sim2real.errors import ConfigError
 

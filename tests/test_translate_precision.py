@@ -69,12 +69,12 @@ def test_auto_is_fp32_on_the_cpu_and_fp16_is_refused():
         load_config("small", {"train": {"precision": "fp16"}})
 
 
-# the bilateral-grid family, sized to the tiny crops (low-resolution path 16 px, 8x8 grid)
+# the bilateral-grid family, on whole tiny frames (24x32; low-resolution path 16 px, 8x8 grid)
 BILATERAL = {"model.family": "bilateral", "model.bil_dim": 8, "model.bil_low": 16, "model.bil_grid": 8,
-             "model.bil_bins": 4}
+             "model.bil_bins": 4, "data.load_size": 24, "data.crop": [0, 0]}
 
 
-@pytest.mark.parametrize("preset,family", [(p, "munit") for p in preset_names()] + [("small", "bilateral")])
+@pytest.mark.parametrize("preset,family", [(p, load_config(p).model.family) for p in preset_names()])
 def test_every_preset_trains_resumes_exports_and_translates_in_bf16_on_the_cpu(preset, family, fake_render_dataset,
                                                                                fake_real_folder, tmp_path, capsys):
     from sim2real.cli import main

@@ -54,7 +54,10 @@ convs of the sim content encoder, after the squash, and its last block);
 ``step_losses.generator_pass`` and ``run_log.sample_grid`` pass every decode its guide, the
 image being translated (the cycle decodes take the translations); the MUNIT generators
 accept and ignore that ``guide``, so no call site branches on the family.
-``inference.load_translator`` builds the model with :func:`make_sim_to_real`.
+``inference.load_translator`` builds the model with :func:`make_sim_to_real`;
+``inference.MunitTranslator.content`` encodes the render at the training scale (what the
+low-resolution path saw in training: whole frames, the ``bilateral`` preset) and gives the
+render at its own resolution as the guide, so translations keep the render's size.
 """
 
 from __future__ import annotations
@@ -363,8 +366,10 @@ class BilateralSimToReal(nn.Module):
         # Only the parts used for sim -> real are kept (same keys as generators.inference_state gives).
         del self.sim.res, self.sim.head, self.sim.guide, self.sim.detail, self.real.enc
 
-    def content(self, x) -> GuidedContent:
-        return GuidedContent(self.sim.encode(x), x)
+    def content(self, x, guide=None) -> GuidedContent:
+        """The content of ``x``; its guide (the image the grid is applied to) is ``x`` itself, or
+        ``guide``: the same picture at another resolution (the grid is predicted from ``x``)."""
+        return GuidedContent(self.sim.encode(x), x if guide is None else guide)
 
     def style(self, x):
         return self.real.encode_style(x)

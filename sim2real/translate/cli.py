@@ -24,7 +24,7 @@ from ..errors import Sim2RealError
 @click.option("--exclude-videos", default=None, metavar="LIST", help="Leave these real videos out (comma list).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
-              help="Preset name (small, paper, gpu, gpu8) or a TOML file; default: the paper settings.")
+              help="Preset name (small, bilateral, paper, gpu, gpu8) or a TOML file; default: the paper settings.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override one config field of a new run, e.g. --set loss.nce=0 (value parsed as TOML); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")

@@ -69,6 +69,7 @@ class LossConfig:
     semantic: float = 0.0
     semantic_warmup: int = 500     # steps the segmenter trains alone before the term applies
     semantic_base: int = 8         # its U-Net width (depth 3)
+    semantic_tool: float = 1.0     # weight of the instruments' pixels (tool_shaft, tool_tip) in the term
     # PatchNCE (CUT): contrastive patch loss between input and translation, encoder features.
     nce: float = 0.0
     nce_patches: int = 64          # sampled locations per feature layer (negatives: the others)
@@ -198,6 +199,7 @@ class TranslatorConfig:
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         need(lo.semantic_warmup >= 0, "loss.semantic_warmup", ">= 0", lo.semantic_warmup)
         need(lo.semantic_base >= 1, "loss.semantic_base", ">= 1", lo.semantic_base)
+        need(lo.semantic_tool > 0, "loss.semantic_tool", "> 0 (1 = every pixel alike)", lo.semantic_tool)
         need(lo.nce_patches >= 2, "loss.nce_patches", ">= 2", lo.nce_patches)
         need(lo.nce_tau > 0, "loss.nce_tau", "> 0", lo.nce_tau)
         need(0 <= lo.style_from_real_prob <= 1, "loss.style_from_real_prob", "within 0..1", lo.style_from_real_prob)
@@ -270,6 +272,11 @@ def fit_crop(cfg: "TranslatorConfig", render_hw, source: str = "renders") -> lis
     if list(cfg.data.crop) == [0, 0]:
         return fits
     ch, cw = (int(c) for c in cfg.data.crop)
+    if cfg.model.family == "bilateral" and [ch, cw] != fits and ch <= wh and cw <= ww:
+        raise ConfigError(f"data.crop {[ch, cw]} is part of the {wh}x{ww} (h x w) {source} at the training scale "
+                          f"({scale}); the bilateral family predicts its grid from the whole frame, so it trains on "
+                          f"whole frames: use --config bilateral, or set data.crop = [0, 0] and a data.load_size "
+                          f"(e.g. --set data.load_size=72 --set 'data.crop=[0,0]')")
     if min(ch, cw) < min_crop_side(cfg.model):
         raise ConfigError(f"data.crop {[ch, cw]}: the networks need at least {min_crop_side(cfg.model)} px a side "
                           f"(2**(model.dis_num_scales - 1 + model.dis_n_layer), 2**model.style_n_downsample and, for the "

@@ -223,16 +223,29 @@ class MunitTranslator:
         self.sha256 = sha256_file(self.ck["path"])
         self.amp_dtype = autocast_dtype(precision, self.device)  # the trainer's rule (device.py)
         self.precision = precision_name(self.amp_dtype)
-        self.multiple = 2 ** self.cfg.model.n_downsample
+        # the bilateral family takes any size (its low-resolution path squashes the image)
+        self.bilateral = self.cfg.model.family == "bilateral"
+        self.multiple = 1 if self.bilateral else 2 ** self.cfg.model.n_downsample
 
     def autocast(self):
         return autocast(self.device, self.amp_dtype)
 
     @torch.no_grad()
     def content(self, imgs: list[np.ndarray]):
-        """Content codes of uint8 renders of one size, and the working size (h, w)."""
-        x, hw_work = _work_tensor(imgs, work_short(self.cfg.data, "sim"), self.multiple)
+        """Content codes of uint8 renders of one size, and the working size (h, w).
+
+        The bilateral family predicts its grid from the render at the training scale (what it
+        saw in training) and applies it to the render at its own resolution: nothing is resized
+        down and back up, so the working size is the render's."""
+        short = work_short(self.cfg.data, "sim")
+        x, hw_work = _work_tensor(imgs, short, self.multiple)
+        guide = None
+        if self.bilateral and short:
+            guide, hw_work = _work_tensor(imgs, None, 1)
+            guide = guide.to(self.device)
         with self.autocast():
+            if self.bilateral:
+                return self.model.content(x.to(self.device), guide), hw_work
             return self.model.content(x.to(self.device)), hw_work
 
     @torch.no_grad()

@@ -119,11 +119,17 @@ def gan_g_loss(fake_outs: list, kind: str = "lsgan") -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- label-aware terms
 
-def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def semantic_loss(logits: torch.Tensor, labels: torch.Tensor, weights: dict[int, float] | None = None) -> torch.Tensor:
     """Cross-entropy of a segmenter's ``logits`` (B, C, H, W) on a translation against the
-    render's labels (B, H, W) (CyCADA's semantic consistency); ids >= C count as background."""
+    render's labels (B, H, W) (CyCADA's semantic consistency); ids >= C count as background.
+    ``weights`` ({class id: weight}, others 1): a weighted mean over the pixels."""
     labels = torch.where(labels.long() < logits.shape[1], labels.long(), torch.zeros_like(labels.long()))
-    return F.cross_entropy(logits.float(), labels)
+    w = None
+    if weights:
+        w = torch.ones(logits.shape[1], device=logits.device)
+        for cid, v in weights.items():
+            w[cid] = v
+    return F.cross_entropy(logits.float(), labels, weight=w)
 
 
 def encoder_features(enc: torch.nn.Module, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
