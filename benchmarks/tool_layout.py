@@ -55,9 +55,10 @@ def layout(masks) -> dict:
 
 
 def render_masks(root):
+    from sim2real.classes import INSTRUMENT_IDS
+
     for seg in sorted(glob.glob(os.path.join(root, "samples", "*", "segmentation.png"))):
-        s = _read(seg)
-        yield (s == 6) | (s == 7)
+        yield np.isin(_read(seg), INSTRUMENT_IDS)
 
 
 def real_masks(root, videos=None):

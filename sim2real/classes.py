@@ -31,6 +31,8 @@ BASE_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(9, "cystic_artery", (245, 130, 48)),
 )
 FIRST_EXTRA_ID = len(BASE_CLASSES)
+INSTRUMENT_CLASSES = ("tool_shaft", "tool_tip")  # together: an instrument ("tool")
+INSTRUMENT_IDS = tuple(c.id for c in BASE_CLASSES if c.name in INSTRUMENT_CLASSES)
 MAX_CLASS_ID = 255  # segmentation is uint8
 
 # Colours handed to extra classes that do not name one.

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import INSTRUMENT_CLASSES
 from ..errors import DatasetError, Sim2RealError, one_line
 from ..io import atomic_path, link_or_copy, write_bytes_atomic
 from .format import open_dataset
 from .tips import instrument_tips
 
-INSTRUMENT_CLASSES = ("tool_shaft", "tool_tip")  # ids 6 and 7 of the class table
 
 
 def require_pycocotools():

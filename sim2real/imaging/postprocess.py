@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from .. import __version__
-from ..classes import DEFAULT_TABLE, ClassTable
+from ..classes import INSTRUMENT_IDS, ClassTable
 from ..dataset.format import class_pixel_counts
 from . import camera_effects
 from .camera_effects import linear_to_srgb8
@@ -80,7 +80,7 @@ def process(image_ch: dict, label_ch: dict, k: np.ndarray, camera_to_world: np.n
     if effects is None:
         image = linear_to_srgb8(rgb, exposure)
     else:
-        tools = np.isin(seg, [DEFAULT_TABLE.id_of("tool_shaft"), DEFAULT_TABLE.id_of("tool_tip")])
+        tools = np.isin(seg, INSTRUMENT_IDS)
         image = camera_effects.apply(rgb, effects, circle, exposure, tool_mask=tools, depth=depth)
     image[~inside] = 0
     return {"image": image, "segmentation": seg, "instances": inst, "depth": depth, "normals": normals}

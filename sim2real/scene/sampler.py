@@ -301,9 +301,7 @@ class Sampler:
             roll = np.deg2rad(_u(rng, cc["roll_deg"]))
             c2w = look_at_opencv(eye, target, up=(0, 0, 1), roll=roll)
             k = intrinsics(w, h, hfov)
-            at = (_u(rng, cc["target_u"]), _u(rng, cc["target_v"]))
-            if at != (0.5, 0.5):
-                c2w = turn_to_pixel(c2w, k, (at[0] * w, at[1] * h))
+            c2w = turn_to_pixel(c2w, k, (_u(rng, cc["target_u"]) * w, _u(rng, cc["target_v"]) * h))
             cam = Camera(width=w, height=h, k=k, camera_to_world=c2w, hfov_rad=hfov,
                          clip_start_m=cc["clip_start_m"], clip_end_m=cc["clip_end_m"])
             return cam, tclass, target

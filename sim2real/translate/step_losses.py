@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ..classes import DEFAULT_TABLE
+from ..classes import INSTRUMENT_IDS
 from .batches import step_seed
 from .losses import encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss, structure_loss
-
-TOOL_IDS = (DEFAULT_TABLE.id_of("tool_shaft"), DEFAULT_TABLE.id_of("tool_tip"))  # loss.semantic_tool weighs these
 
 
 def generator_pass(nets, xs, xr, s_rand, use_real_style, noise_r, noise_s2r) -> dict:
@@ -79,7 +77,7 @@ def step_losses(tr, b: dict) -> tuple[torch.Tensor, torch.Tensor, dict[str, torc
         # the judge's weights get no gradient from this (backward takes inputs= the generators')
         with tr.autocast():
             judged = tr.seg(o["x_s2r"])
-        tools = {c: lw.semantic_tool for c in TOOL_IDS} if lw.semantic_tool != 1 else None
+        tools = {c: lw.semantic_tool for c in INSTRUMENT_IDS} if lw.semantic_tool != 1 else None
         sem = semantic_loss(judged, b["ys"], tools)
         # the segmenter learns alone first: its early verdicts are noise
         parts["semantic"] = sem if tr.step >= lw.semantic_warmup else sem.detach()
