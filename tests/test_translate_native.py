@@ -67,16 +67,16 @@ def test_semantic_loss_is_low_for_the_right_labels_only():
 
 
 def test_semantic_tool_weight_weighs_the_instruments_pixels():
-    from sim2real.translate.step_losses import TOOL_IDS
+    from sim2real.classes import INSTRUMENT_IDS
 
     labels = torch.zeros(1, 4, 4, dtype=torch.long)
-    labels[0, 0, :] = TOOL_IDS[0]                                   # 4 instrument pixels of 16
+    labels[0, 0, :] = INSTRUMENT_IDS[0]                                   # 4 instrument pixels of 16
     logits = torch.zeros(1, 10, 4, 4)
     logits[:, 0] = 5.0                                              # background everywhere: instruments missed
     plain = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    weighted = semantic_loss(logits, labels, {c: 4.0 for c in TOOL_IDS})
+    weighted = semantic_loss(logits, labels, {c: 4.0 for c in INSTRUMENT_IDS})
     # 4 tool pixels weigh 4 each against 12 background pixels: the weighted mean
-    want = (4 * plain[labels == TOOL_IDS[0]].sum() + plain[labels == 0].sum()) / (4 * 4 + 12)
+    want = (4 * plain[labels == INSTRUMENT_IDS[0]].sum() + plain[labels == 0].sum()) / (4 * 4 + 12)
     torch.testing.assert_close(weighted, want)
     assert float(weighted) > float(semantic_loss(logits, labels))
 
