@@ -113,3 +113,43 @@ def test_adjust_moves_colours_toward_real_and_dims_a_clipping_light():
     assert new["light"]["energy_w"][1] < cfg["light"]["energy_w"][1]  # 10 % clipped vs none: dimmer light
     assert new["liver"] == cfg["liver"] and new["camera"] == cfg["camera"]  # nothing else touched
     assert any("gallbladder" in n for n in notes)
+
+
+def test_background_moves_every_unnamed_tissue_by_one_factor_and_counts_only_the_field_of_view():
+    from sim2real.appearance.calibrate import CalibrateOptions, adjust
+    from sim2real.appearance.stats import ColourStats
+    from sim2real.config import load_config
+    from sim2real.defaults import TISSUES
+    from sim2real.errors import Sim2RealError
+
+    def stats(gb, bg, outside=(0, 0, 0)):
+        s = ColourStats(["gallbladder", "background"])
+        img = np.zeros((10, 10, 3), np.uint8)
+        img[:4], img[4:8], img[8:] = gb, bg, outside
+        labels = np.zeros((10, 10), np.uint8)
+        labels[:4], labels[4:] = 1, 2  # the last rows are "background" too, but outside the field of view
+        fov = np.ones((10, 10), bool)
+        fov[8:] = False
+        s.add(img, labels, fov)
+        return s
+
+    # pixels outside the field of view (the real frames' black border) do not darken the class
+    assert delta_e76(stats((90, 60, 70), (80, 40, 40), outside=(0, 0, 0)).mean("background"),
+                     stats((90, 60, 70), (80, 40, 40), outside=(255, 255, 255)).mean("background")) < 1e-9
+    cfg = load_config("default")
+    render, real = stats((90, 60, 70), (60, 40, 30)), stats((90, 60, 70), (64, 40, 36))  # real: redder, less yellow
+    new, _ = adjust(cfg, render, real, damping=1.0)
+    ratios = []
+    for t in ("liver", "fat", "abdominal_wall", "ligament"):
+        old, now = np.mean(cfg[t]["color"], 0), np.mean(new[t]["color"], 0)
+        ratios.append(now / old)
+        assert now[0] / now[1] > old[0] / old[1] and now[2] / now[1] > old[2] / old[1], t  # redder, bluer vs green
+    # one factor for all: fat stays paler than liver (the wall, near the clip at 1.0, excepted)
+    for r in (ratios[1], ratios[3]):
+        np.testing.assert_allclose(r, ratios[0], rtol=0.02)
+    np.testing.assert_allclose(np.mean(new["gallbladder"]["color"], 0), np.mean(cfg["gallbladder"]["color"], 0),
+                               rtol=0.02)  # already matched: the gallbladder barely moves
+    assert not cfg["cystic_duct"]["enabled"] and new["cystic_duct"] == cfg["cystic_duct"]  # not in the scene: kept
+    with pytest.raises(Sim2RealError, match="background"):
+        CalibrateOptions(real="r", masks="m", out="o.toml",
+                         mapping={"background": [0], **{t: [i + 1] for i, t in enumerate(TISSUES)}}).check()

@@ -6,9 +6,11 @@ the CIELAB colour of its pixels and the share of clipped pixels inside the field
 view, and compares them with the real frames (:mod:`sim2real.appearance.stats`). Then:
 
 - each mapped class's colour range (a tissue section's ``color``; for tools the
-  instruments' ``shaft_color``/``tip_color``) is scaled per channel by the ratio of the
-  real to the rendered mean linear colour (damped), and its width follows the ratio of
-  the lightness spreads;
+  instruments' ``shaft_color``/``tip_color``; for ``background``, the real masks'
+  unlabelled pixels, every enabled tissue no other class names, all by the same factors so that
+  fat stays paler than liver) is scaled per channel by the ratio of the real to the
+  rendered mean linear colour (damped), and its width follows the ratio of the lightness
+  spreads;
 - the scope light's ``energy_w`` range is scaled down while highlights clip more than in
   the real frames (and up when the renders are much darker and clip less).
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import ColourStats, compare, lab_to_linear, real_stats, render_stats
+from .stats import BACKGROUND, ColourStats, background_tissues, compare, lab_to_linear, real_stats, render_stats
 from ..defaults import TISSUES
 from ..errors import Sim2RealError
 
@@ -53,10 +55,13 @@ class CalibrateOptions:
     def check(self) -> None:
         if not str(self.out).endswith(".toml"):
             raise Sim2RealError(f"--out {self.out}: the calibrated preset must be a .toml file, e.g. scenes/mine.toml")
-        unknown = [c for c in self.mapping if c not in TISSUES and c not in TOOL_CLASSES]
+        unknown = [c for c in self.mapping if c not in TISSUES and c not in TOOL_CLASSES and c != BACKGROUND]
         if unknown:
             raise Sim2RealError(f"--map {unknown[0]}: calibrate adjusts the classes "
-                                f"{', '.join([*TISSUES, *TOOL_CLASSES])}; rename it to one of these")
+                                f"{', '.join([*TISSUES, *TOOL_CLASSES, BACKGROUND])}; rename it to one of these")
+        if BACKGROUND in self.mapping and not background_tissues(self.mapping):
+            raise Sim2RealError(f"--map {BACKGROUND}: every tissue is mapped to a class of its own, so no tissue is "
+                                f"left for the background; drop {BACKGROUND} or one of the tissues")
         if self.samples < 1 or self.rounds < 0:
             raise Sim2RealError("--samples must be >= 1 and --rounds >= 0")
 
@@ -85,7 +90,12 @@ def adjust(cfg: dict, render: ColourStats, real: ColourStats, damping: float = 0
         ratio = np.clip((t / r) ** damping, 0.25, 4.0)
         sr, st = render.std(name), real.std(name)
         width = float(np.clip((st[0] / max(sr[0], 1e-3)) ** 0.5, 0.7, 1.4))
-        fields = [(name, "color")] if name in TISSUES else [("instruments", f) for f in TOOL_CLASSES[name]]
+        if name == BACKGROUND:
+            fields = [(t, "color") for t in background_tissues(real.classes) if cfg[t].get("enabled", True)]
+        elif name in TISSUES:
+            fields = [(name, "color")]
+        else:
+            fields = [("instruments", f) for f in TOOL_CLASSES[name]]
         for sec, key in fields:
             cfg[sec][key] = _scale_color(cfg[sec][key], ratio, width)
         notes.append(f"{name}: colour x ({', '.join(f'{x:.2f}' for x in ratio)}), range width x {width:.2f}")

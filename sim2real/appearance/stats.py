@@ -1,8 +1,8 @@
 """Colour statistics of renders and real frames (numpy only): what ``sim2real calibrate``
 matches and what the README's realism figures report.
 
-Per class: the mean and spread of the CIELAB colour of every pixel of that class, pooled
-over all images (CIE76 ΔE between two means is their Euclidean distance). Per image set:
+Per class: the mean and spread of the CIELAB colour of every pixel of that class inside the
+field of view, pooled over all images (CIE76 ΔE between two means is their Euclidean distance). Per image set:
 the share of pixels inside the field of view with a channel at or above 250 ("clipped").
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import Sim2RealError
 
+BACKGROUND = "background"  # what real masks leave unlabelled: in renders, every tissue no other class names
 CLIP_LEVEL = 250  # a channel at or above this counts as clipped
 REAL_FOV_LEVEL = 12  # real frames: the black border around the scope's field of view is below this
 
@@ -86,10 +87,11 @@ class ColourStats:
     clipped_pixels: int = 0
 
     def add(self, image: np.ndarray, labels: np.ndarray, fov: np.ndarray) -> None:
-        """One image; ``labels`` holds 1.. for ``classes`` in order (0 and 255: neither)."""
+        """One image; ``labels`` holds 1.. for ``classes`` in order (0 and 255: neither);
+        only pixels inside ``fov`` count."""
         lab = srgb8_to_lab(image)
         for i, name in enumerate(self.classes):
-            sel = labels == i + 1
+            sel = (labels == i + 1) & fov
             px = lab[sel]
             self.n[name] = self.n.get(name, 0) + len(px)
             self.s1[name] = self.s1.get(name, 0) + px.sum(0)
@@ -178,15 +180,27 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
     return stats
 
 
+def background_tissues(classes) -> list[str]:
+    """The tissues that ``background`` pools: those of the procedural scene no other class names."""
+    from ..defaults import TISSUES
+
+    return [t for t in TISSUES if t not in classes]
+
+
 def render_stats(root, classes: list[str]) -> ColourStats:
-    """Stats of a rendered data set; ``tool`` pools ``tool_shaft`` + ``tool_tip`` (as segment does)."""
+    """Stats of a rendered data set; ``tool`` pools ``tool_shaft`` + ``tool_tip`` (as segment does),
+    ``background`` every tissue no other class names (liver, fat, wall and ligament beside
+    ``gallbladder``), as the real masks leave them unlabelled."""
     from ..classes import group_lut
     from ..dataset.format import open_dataset
     from ..imaging.postprocess import fov_mask
     from ..segment.data import sim_groups
 
     ds = open_dataset(root)
-    lut = group_lut(sim_groups(ds.classes, classes))
+    sim_map = None
+    if BACKGROUND in classes:
+        sim_map = {BACKGROUND: [t for t in background_tissues(classes) if t in ds.classes.names]}
+    lut = group_lut(sim_groups(ds.classes, classes, sim_map))
     stats = ColourStats(list(classes))
     for s in ds:
         img = s.image()
