@@ -104,6 +104,10 @@ SCHEMA: dict[str, dict[str, F]] = {
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
         "edge_sharpness": F([0.75, 0.92], "range", 0.0, 0.98, doc="how thin the inferior edge gets"),
         "shape_noise_m": F([0.002, 0.007], "range", 0.0, 0.05),
+        "lift_deg": F([0.0, 0.0], "range", 0.0, 90.0,
+                      doc="retraction: the liver and the gallbladder in its bed turn up about a line across the "
+                          "liver's middle, inferior edge first, so that the scope sees the visceral surface "
+                          "around the gallbladder as in the real videos (0: the liver at rest)"),
     },
     "gallbladder": {
         **_tissue([[0.2571, 0.06, 0.1674], [0.3516, 0.1105, 0.218]], [0.35, 0.55], [0.3, 0.5], 80.0, [0.15, 0.4],

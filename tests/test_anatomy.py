@@ -204,3 +204,22 @@ def test_duct_and_artery_shapes():
         for o in desc.objects:
             assert (o.instance_id > 0) == o.labelled
         assert len({o.instance_id for o in desc.objects if o.labelled}) == sum(o.labelled for o in desc.objects)
+
+
+def test_liver_lift_turns_liver_and_gallbladder_up_as_one_rigid_body():
+    rest = {o.name: o.vertices for o in Sampler(load_config("default", {**BASE, "liver.lift_deg": 0}))(4, 2).objects}
+    lifted = {o.name: o.vertices for o in Sampler(load_config("default", {**BASE, "liver.lift_deg": 50}))(4, 2).objects}
+    t = np.deg2rad(50)
+    for name in ("liver", "gallbladder"):
+        y, z = rest[name][:, 1], rest[name][:, 2]
+        # a turn about the x axis that raises the inferior (-y) side: the edge goes up and back
+        np.testing.assert_allclose(lifted[name][:, 0], rest[name][:, 0], atol=1e-12)
+        np.testing.assert_allclose(lifted[name][:, 1], y * np.cos(t) + z * np.sin(t), atol=1e-12)
+        np.testing.assert_allclose(lifted[name][:, 2], -y * np.sin(t) + z * np.cos(t), atol=1e-12)
+    edge = np.argmin(rest["liver"][:, 1])
+    assert lifted["liver"][edge, 2] > rest["liver"][edge, 2] + 0.5 * abs(rest["liver"][edge, 1]) * np.sin(t)
+    # the gallbladder stays in its bed: its distance to the liver is unchanged
+    d = lambda v: np.min(np.linalg.norm(v["gallbladder"][::7, None] - v["liver"][None, ::11], axis=-1))  # noqa: E731
+    assert abs(d(lifted) - d(rest)) < 1e-9
+    for name in ("fat", "abdominal_wall"):  # the rest of the cavity does not move
+        np.testing.assert_array_equal(lifted[name], rest[name])

@@ -204,6 +204,12 @@ class Sampler:
             centre = np.array([gx, fundus_y + length / 2 * np.cos(tilt), -radius * 0.55])
             objs.append(MeshObject("gallbladder", self.table.id_of("gallbladder"), next(nid),
                                    gv @ rot.T + centre, gf, mats["gallbladder"]))
+        lift = np.deg2rad(_u(rng, lc["lift_deg"]))
+        if lift > 0:  # retraction: the inferior edge (-y) turns up (+z) about the line y = z = 0
+            c, s = np.cos(lift), np.sin(lift)
+            turn = np.array([[1, 0, 0], [0, c, s], [0, -s, c]])
+            for o in objs:
+                o.vertices = o.vertices @ turn.T
         wc = cfg["abdominal_wall"]
         size = _u(rng, wc["size_m"])
         wall_axes = np.array([size / 2, size / 2 * 1.1, size / 2 * 0.5])
