@@ -48,8 +48,10 @@ def _tissue(color, roughness, specular, noise_scale=60.0, noise_strength=0.3, bu
     }
 
 
-# Gallbladder and instrument colours and the light power were fitted by `sim2real calibrate`
-# against ../shared/data/real/endoscapes-dev (see docs/results.md, "Renders against real frames").
+# Fitted by `sim2real calibrate` against ../shared/data/real/endoscapes-dev: the gallbladder and
+# instrument colours and the light power with --map gallbladder=5,tool=6 ("Renders against real
+# frames" in docs/results.md); the liver, fat, wall and ligament colours with background=0 added
+# ("Background colour and retraction").
 SCHEMA: dict[str, dict[str, F]] = {
     "scene": {
         "name": F("default", "str"),
@@ -98,7 +100,7 @@ SCHEMA: dict[str, dict[str, F]] = {
         "ambient": F([0.0, 0.02], "range", 0.0, 10.0, doc="world background strength"),
     },
     "liver": {
-        **_tissue([[0.17, 0.025, 0.022], [0.34, 0.06, 0.05]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
+        **_tissue([[0.1657, 0.0107, 0.0262], [0.3902, 0.057, 0.0632]], [0.4, 0.6], [0.3, 0.5], 40.0, [0.15, 0.4],
                   [0.2, 0.5], lobules=(0.15, 0.4), lobule_scale=450.0, blood=(0.0, 0.1), bile=(0.0, 0.04)),
         "size_m": F([0.18, 0.24], "range", 0.02, 1.0, doc="left-right width"),
         "left_lobe_fraction": F([0.3, 0.45], "range", 0.0, 0.9),
@@ -117,17 +119,17 @@ SCHEMA: dict[str, dict[str, F]] = {
         "protrusion_m": F([0.0, 0.025], "range", -0.05, 0.1, doc="fundus beyond the liver edge"),
     },
     "fat": {
-        **_tissue([[0.50, 0.22, 0.09], [0.78, 0.42, 0.24]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
+        **_tissue([[0.5128, 0.1229, 0.1057], [0.8825, 0.3869, 0.3038]], [0.35, 0.55], [0.3, 0.5], 120.0, [0.2, 0.4], [0.3, 0.8],
                   lobules=(0.4, 0.7), lobule_scale=160.0, vessels=(0.15, 0.45), blood=(0.0, 0.05)),
         "lumpiness_m": F([0.004, 0.01], "range", 0.0, 0.05),
     },
     "abdominal_wall": {
-        **_tissue([[0.60, 0.16, 0.16], [0.95, 0.38, 0.36]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
+        **_tissue([[0.6145, 0.0699, 0.1906], [1.0, 0.3602, 0.4547]], [0.4, 0.65], [0.2, 0.4], 50.0, [0.2, 0.5],
                   coat=(0.3, 0.8), vessels=(0.4, 0.9), fat_patches=(0.0, 0.15), blood=(0.0, 0.05)),
         "size_m": F([0.40, 0.48], "range", 0.05, 3.0, doc="cavity width"),
     },
     "ligament": {
-        **_tissue([[0.50, 0.32, 0.20], [0.75, 0.55, 0.38]], [0.4, 0.6], [0.2, 0.4], 90.0, [0.1, 0.3],
+        **_tissue([[0.5162, 0.1946, 0.2411], [0.8463, 0.4984, 0.4787]], [0.4, 0.6], [0.2, 0.4], 90.0, [0.1, 0.3],
                   vessels=(0.2, 0.5), fat_patches=(0.2, 0.5), blood=(0.0, 0.05)),
         "width_m": F([0.02, 0.05], "range", 0.002, 0.3),
     },
