@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import TISSUES
 from ..errors import Sim2RealError
 
 BACKGROUND = "background"  # what real masks leave unlabelled: in renders, every tissue no other class names
@@ -182,8 +183,6 @@ def real_stats(images_dir, masks_dir, mapping: dict[str, list[int]], limit: int 
 
 def background_tissues(classes) -> list[str]:
     """The tissues that ``background`` pools: those of the procedural scene no other class names."""
-    from ..defaults import TISSUES
-
     return [t for t in TISSUES if t not in classes]
 
 

@@ -166,7 +166,7 @@ def classes():
 @click.option("--masks", required=True, type=click.Path(), help="folder of their masks (<stem>.png, class values)")
 @click.option("--map", "mapping", required=True, metavar="CLASS=VALUE,...",
               help="which mask values are which class, e.g. gallbladder=5,tool=6; background=0 fits the "
-                   "tissues no other class names (liver, fat, wall) to the masks' unlabelled pixels")
+                   "tissues no other class names (liver, fat, wall, ligament) to the masks' unlabelled pixels")
 @click.option("--preset", default="default", show_default=True, help="preset to start from")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="calibrated preset to write (.toml)")
 @click.option("--samples", default=12, show_default=True, type=click.IntRange(min=1), help="renders per round")
