@@ -209,12 +209,13 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
     The classifier of :func:`sim2real.translate.evaluate.two_sample_accuracy` (small CNN,
     from scratch) trains on half of the held-out videos and half of the set's renders (or
     videos), and is scored on the other halves; 0.5 = indistinguishable. Whole frame and
-    central half. Cached per source in ``OUT/realism.json``.
+    central half; mean and sd over the classifier seeds of :func:`~sim2real.translate.evaluate.two_sample_repeated` (the
+    split stays fixed). Cached per source in ``OUT/realism.json``.
     """
     import torch
 
     from ..io import read_json, write_json_atomic
-    from ..translate.evaluate import _cls_pair, _split, two_sample_accuracy
+    from ..translate.evaluate import CLASSIFIER_SEEDS, _cls_pair, _split, two_sample_repeated
 
     cache_path = Path(out) / "realism.json"
     cache = read_json(cache_path) if cache_path.is_file() else {}
@@ -232,7 +233,7 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
     for arm, src in sources.items():
         if not src:
             continue
-        key = f"{arm}:{Path(src).resolve() if arm != 'c' else src}"
+        key = f"{arm}:{Path(src).resolve() if arm != 'c' else src}:seeds{CLASSIFIER_SEEDS}"
         if key in cache:
             result[arm] = cache[key]
             continue
@@ -246,10 +247,11 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
         fsel = torch.tensor([k in fake_tr for k in fk])
         res = {}
         for view, name in ((0, "whole"), (1, "centre")):
-            r = two_sample_accuracy(real_x[rsel, view], real_x[~rsel, view], fx[fsel, view], fx[~fsel, view], seed=0)
-            res[name] = {"accuracy": r["accuracy"], "stderr": r["stderr"], "n_test": r["n_test"]}
+            r = two_sample_repeated(real_x[rsel, view], real_x[~rsel, view], fx[fsel, view], fx[~fsel, view], seed=0)
+            res[name] = {k: r[k] for k in ("accuracy", "sd", "per_seed", "stderr", "n_test")}
         res["source"] = src
-        log(f"realism ({arm}): two-sample accuracy {res['whole']['accuracy']:.3f} (centre {res['centre']['accuracy']:.3f})")
+        log(f"realism ({arm}): two-sample accuracy {res['whole']['accuracy']:.3f} ± {res['whole']['sd']:.3f} "
+            f"(centre {res['centre']['accuracy']:.3f} ± {res['centre']['sd']:.3f}, {CLASSIFIER_SEEDS} classifier seeds)")
         cache[key] = result[arm] = res
         write_json_atomic(cache_path, cache)
     return result
@@ -429,7 +431,10 @@ def to_markdown(result: dict) -> str:
 
     def acc(arm):
         r = realism.get("c" if arm == "d" else arm)
-        return "-" if not r else f"{r['whole']['accuracy']:.3f} / {r['centre']['accuracy']:.3f}"
+        if not r:
+            return "-"
+        return " / ".join(f"{r[v]['accuracy']:.3f}" + (f" ± {r[v]['sd']:.3f}" if r[v].get("sd") is not None else "")
+                          for v in ("whole", "centre"))
     for arm, entry in result["arms"].items():
         runs = entry["runs"]
         if not runs:
@@ -455,9 +460,11 @@ def to_markdown(result: dict) -> str:
             lines += ["", f"({arm}): {seen['what']} saw no held-out video (real frames of the training videos only)."]
     lines += curve_markdown(result.get("curve"), classes)
     if realism:
+        n_cls = max(len(r["whole"].get("per_seed", [0])) for r in realism.values())
         lines += ["", "Two-sample accuracy: a small CNN trained from scratch to tell the arm's training images from "
                   "the held-out real frames (half of each side to train, split by video/render; 0.5 = "
-                  "indistinguishable); (d) trains on (c)'s frames."]
+                  f"indistinguishable; mean ± sd of {n_cls} classifier seed(s) on one split); (d) trains on "
+                  "(c)'s frames."]
     if result.get("domain_stats"):
         from .diagnostics import stats_markdown
 

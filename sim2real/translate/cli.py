@@ -321,13 +321,15 @@ def _colour(data, real, video_filter, out, k, seed, shard, method="colour", beta
 @click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
               help="Inception v3 weights (torch-fidelity format) to also compute FID/KID.")
 @click.option("--epochs", type=int, default=15, show_default=True, help="Two-sample classifier epochs.")
+@click.option("--classifier-seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Two-sample classifiers (seeds) averaged per test; one alone varies by ~0.05.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--segmenter", type=click.Path(path_type=Path), default=None,
               help="Segmenter trained on real frames: semantic consistency of variants and renders.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weights, epochs, seed, device, segmenter,
-                 threads):
+def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weights, epochs, classifier_seeds, seed,
+                 device, segmenter, threads):
     """Score structure, realism (two-sample test vs the untranslated baseline) and diversity."""
     import torch
 
@@ -343,7 +345,7 @@ def evaluate_cmd(data, real, videos, exclude_videos, source, out, inception_weig
     n_src = len({s.split("_style_")[0] for s in ds.ids()})
     with Progress(n_src, "evaluate", "renders") as bar:
         report = evaluate(data, list(real), source=source, seed=seed, device=pick_device(device), epochs=epochs,
-                          inception_weights=inception_weights, progress=bar,
+                          inception_weights=inception_weights, progress=bar, classifier_seeds=classifier_seeds,
                           **_video_filter(videos, exclude_videos))
     if segmenter is not None:
         report["consistency"] = semantic_consistency(segmenter, data, report["source"], device)

@@ -135,6 +135,27 @@ def two_sample_accuracy(real_train, real_test, fake_train, fake_test, seed: int 
     return {"accuracy": acc, "stderr": math.sqrt(max(acc * (1 - acc), 1e-12) / n), "n_train": len(x), "n_test": n}
 
 
+CLASSIFIER_SEEDS = 5  # classifiers per two-sample test: one from-scratch CNN varies by ~0.05 with its seed
+
+
+def two_sample_repeated(real_train, real_test, fake_train, fake_test, seed: int = 0, repeats: int = CLASSIFIER_SEEDS,
+                        epochs: int = 15, device="cpu") -> dict:
+    """:func:`two_sample_accuracy` with classifier seeds ``seed .. seed+repeats-1`` on the same split.
+
+    ``accuracy`` is their mean, ``sd`` their spread, ``per_seed`` each; ``stderr`` combines the
+    test-set binomial error (one classifier) with the seed-to-seed spread of the mean."""
+    if repeats < 1:
+        raise DatasetError(f"two-sample classifier seeds must be >= 1 (got {repeats})")
+    runs = [two_sample_accuracy(real_train, real_test, fake_train, fake_test, seed + i, epochs, device)
+            for i in range(repeats)]
+    accs = np.array([r["accuracy"] for r in runs])
+    sd = float(accs.std(ddof=1)) if repeats > 1 else 0.0
+    binom = float(np.mean([r["stderr"] for r in runs]))
+    return {"accuracy": float(accs.mean()), "sd": sd, "per_seed": [float(a) for a in accs],
+            "stderr": math.sqrt(binom ** 2 / repeats + sd ** 2 / repeats) if repeats > 1 else binom,
+            "seeds": list(range(seed, seed + repeats)), "n_train": runs[0]["n_train"], "n_test": runs[0]["n_test"]}
+
+
 def _split(keys: list[str], seed: int) -> set[str]:
     """Half of the distinct keys (videos or renders), chosen with a seeded shuffle, for training."""
     uniq = sorted(set(keys))
@@ -167,7 +188,8 @@ def _fid_kid(real_imgs, fake_imgs, weights: Path, device) -> dict:
 
 
 def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs: int = 15,
-             inception_weights=None, progress=None, videos=None, exclude_videos=None) -> dict:
+             inception_weights=None, progress=None, videos=None, exclude_videos=None,
+             classifier_seeds: int = CLASSIFIER_SEEDS) -> dict:
     """The evaluation report (a JSON-able dict) of a translation data set against real frames."""
     ds = open_dataset(translated)
     if ds.kind != "translation":
@@ -234,10 +256,10 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
     # view 0: the whole frame (field-of-view shape included); view 1: the central part,
     # inside the field of view, where only colour and texture can tell the domains apart.
     for view, suffix in ((0, ""), (1, "_centre")):
-        c2st["two_sample_accuracy_translated" + suffix] = two_sample_accuracy(
-            rtr[:, view], rte[:, view], ftr[:, view], fte[:, view], seed, epochs, device)
-        c2st["two_sample_accuracy_untranslated" + suffix] = two_sample_accuracy(
-            rtr[:, view], rte[:, view], btr[:, view], bte[:, view], seed, epochs, device)
+        c2st["two_sample_accuracy_translated" + suffix] = two_sample_repeated(
+            rtr[:, view], rte[:, view], ftr[:, view], fte[:, view], seed, classifier_seeds, epochs, device)
+        c2st["two_sample_accuracy_untranslated" + suffix] = two_sample_repeated(
+            rtr[:, view], rte[:, view], btr[:, view], bte[:, view], seed, classifier_seeds, epochs, device)
     report = {
         "translated": str(translated), "source": str(src_root), "real": [str(r) for r in real],
         "n_renders": len(groups), "n_variants": len(ds), "n_real_frames": len(frames),
@@ -247,13 +269,19 @@ def evaluate(translated, real, source=None, seed: int = 0, device="cpu", epochs:
         "realism": {**c2st,
                     "classifier": f"SmallCNN from scratch, {epochs} epochs, input {CLS_SIZE[1]}x{CLS_SIZE[0]} "
                                   f"(whole frame, and the central {CENTRE_FRAC:.0%} of width and height), "
-                                  f"split by video (real) and by render (synthetic), seed {seed}"},
+                                  f"split by video (real) and by render (synthetic), split seed {seed}, "
+                                  f"mean of {classifier_seeds} classifier seeds"},
         "diversity": {"mean_pairwise_l1": float(np.mean(div)) if div else None},
     }
     if inception_weights is not None:
         report["fid_kid"] = {"translated": _fid_kid(real_raw, fake_raw, Path(inception_weights), device),
                              "untranslated": _fid_kid(real_raw, base_raw, Path(inception_weights), device)}
     return report
+
+
+def _acc(r: dict) -> str:
+    """A two-sample accuracy with its seed-to-seed spread where it has one."""
+    return f"{r['accuracy']:.3f}" + (f"±{r['sd']:.3f}" if r.get("sd") else "")
 
 
 def format_report(r: dict) -> str:
@@ -268,8 +296,8 @@ def format_report(r: dict) -> str:
         f"{'metric':<38}{'translated':>12}{'untranslated':>14}",
         f"{'structure: grayscale MS-SSIM (mean)':<38}{s['msssim_gray_mean']:>12.3f}{'1.000':>14}",
         f"{'structure: edge F1 (mean)':<38}{s['edge_f1_mean']:>12.3f}{'1.000':>14}",
-        f"{'realism: two-sample accuracy (0.5 best)':<38}{t['accuracy']:>12.3f}{u['accuracy']:>14.3f}",
-        f"{'  same, central part only':<38}{tc['accuracy']:>12.3f}{uc['accuracy']:>14.3f}",
+        f"{'realism: two-sample accuracy (0.5 best)':<38}{_acc(t):>12}{_acc(u):>14}",
+        f"{'  same, central part only':<38}{_acc(tc):>12}{_acc(uc):>14}",
         f"{'diversity: mean pairwise L1':<38}{(f'{d:.4f}' if d is not None else 'n/a'):>12}{'-':>14}",
     ]
     if "consistency" in r:
