@@ -193,6 +193,21 @@ SCHEMA: dict[str, dict[str, F]] = {
         "white_balance": F([0.92, 1.08], "range", 0.5, 2.0, doc="red and blue gains (independent draws)"),
         "saturation": F([0.85, 1.1], "range", 0.0, 3.0, doc="colour saturation"),
         "jpeg_quality": F([55, 90], "int_range", 0, 100, doc="video compression quality; 0 = none"),
+        # auto-exposure and edge enhancement, drawn from their own random stream ("camera_tone")
+        "auto_exposure": F(False, "bool",
+                           doc="a gain before the tone curve that meters each image to a drawn target, "
+                               "as an endoscope camera's exposure control does"),
+        "exposure_target": F([0.11, 0.17], "range", 0.005, 0.9,
+                             doc="auto-exposure target: mean linear luminance of the metered region after "
+                                 "the tone curve (the development frames' central half: 0.12-0.14-0.16, "
+                                 "25th-50th-75th percentile)"),
+        "metering": F("centre", "choice", choices=("centre", "frame"),
+                      doc="auto-exposure region: the central half of width and height, or the whole field "
+                          "of view"),
+        "max_gain": F(4.0, "float", 1.0, 64.0, doc="auto-exposure gain held within [1/max_gain, max_gain]"),
+        "sharpen": F([0.0, 0.0], "range", 0.0, 5.0,
+                     doc="edge enhancement (unsharp mask of the luminance) amount; 0 = none"),
+        "sharpen_px": F([0.8, 1.2], "range", 0.1, 10.0, doc="edge enhancement blur sigma, pixels at 452 px width"),
         # scene effects drawn from their own random stream (0 probability: the image as without them)
         "smoke_prob": F(0.0, "float", 0.0, 1.0, doc="probability of a cautery-smoke veil in a sample"),
         "smoke_strength": F([0.08, 0.3], "range", 0.0, 1.0, doc="smoke veil opacity where it is thickest"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sim2real.appearance.stats import ColourStats, delta_e76, lab_to_linear, srgb8_to_lab
-from sim2real.imaging.camera_effects import apply, jpeg_artifacts, vignette
+from sim2real.imaging.camera_effects import apply, auto_exposure_gain, jpeg_artifacts, metering_mask, vignette
 from sim2real.config import load_config
 from sim2real.imaging.postprocess import process
 from sim2real.scene.description import CameraEffects
@@ -231,3 +231,65 @@ def test_scene_effects_with_probability_zero_leave_everything_as_before():
     base = process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=FX)["image"]
     zero = dataclasses.replace(FX, smoke=0.0, smoke_depth_m=0.1, motion_blur_px=0.0, motion_blur_angle_deg=40.0)
     assert np.array_equal(process(img, lab, k, np.eye(4), {1: 2, 2: 6}, (32, 18, 30), effects=zero)["image"], base)
+
+
+def _decoded_luminance(img8):
+    """Linear luminance of an 8-bit sRGB image, decoded here (IEC 61966-2-1), not by the code under test."""
+    x = img8.astype(np.float64) / 255
+    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return lin @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def test_auto_exposure_meters_the_centre_to_its_target():
+    h, w = 40, 64
+    rng = np.random.default_rng(1)
+    # a dim, textured centre inside a bright surround: only the centre may set the gain
+    x = np.full((h, w, 3), 0.6, np.float32)
+    x[h // 4:h - h // 4, w // 4:w - w // 4] = rng.uniform(0.01, 0.06, (h // 2, w // 2, 3))
+    for gamma, target in ((1.0, 0.12), (0.8, 0.16)):
+        fx = dataclasses.replace(NEUTRAL, gamma=gamma, exposure_target=target, max_gain=64.0)
+        y = _decoded_luminance(apply(x, fx))
+        assert y[h // 4:h - h // 4, w // 4:w - w // 4].mean() == pytest.approx(target, rel=0.03)
+    # a flat grey frame metered whole: the gain is the analytic (target^(1/gamma)) / grey
+    flat = np.full((h, w, 3), 0.05, np.float32)
+    fx = dataclasses.replace(NEUTRAL, gamma=0.8, exposure_target=0.14, metering="frame")
+    assert auto_exposure_gain(flat, fx) == pytest.approx(0.14 ** (1 / 0.8) / 0.05, rel=1e-4)
+    # held within max_gain, and outside the field-of-view circle nothing is metered
+    assert auto_exposure_gain(flat * 0.01, dataclasses.replace(fx, max_gain=4.0)) == pytest.approx(4.0)
+    lit = flat.copy()
+    lit[:, : w // 2] = 0.9  # bright left half, outside a circle on the right
+    circle = (48.0, 20.0, 12.0)
+    assert auto_exposure_gain(lit, fx, circle) == pytest.approx(0.14 ** (1 / 0.8) / 0.05, rel=1e-4)
+    assert metering_mask(w, h, "centre", circle).sum() < metering_mask(w, h, "frame", circle).sum()
+
+
+def test_sharpening_adds_grey_overshoot_at_edges_only():
+    h, w = 24, 48
+    x = np.full((h, w, 3), 0.05, np.float32)
+    x[:, w // 2:] = 0.3  # a vertical step edge, grey
+    plain = apply(x, NEUTRAL).astype(int)
+    sharp = apply(x, dataclasses.replace(NEUTRAL, sharpen=1.5, sharpen_px=1.0)).astype(int)
+    row_p, row_s = plain[h // 2], sharp[h // 2]
+    assert np.array_equal(row_s[:8], row_p[:8]) and np.array_equal(row_s[-8:], row_p[-8:])  # flat: untouched
+    assert row_s[w // 2 - 1, 1] < row_p[w // 2 - 1, 1] - 3 and row_s[w // 2, 1] > row_p[w // 2, 1] + 3  # overshoot
+    assert (row_s[:, 0] == row_s[:, 1]).all() and (row_s[:, 1] == row_s[:, 2]).all()  # no colour fringe
+
+
+def test_auto_exposure_and_sharpening_touch_no_label_and_draw_apart():
+    p = _tool_passes()
+    plain = _run(NEUTRAL, p)
+    fx = dataclasses.replace(NEUTRAL, exposure_target=0.15, sharpen=1.0, sharpen_px=1.0)
+    a = _run(fx, p)
+    for key in ("segmentation", "instances", "depth", "normals"):
+        assert np.array_equal(plain[key], a[key]), key
+    assert not np.array_equal(a["image"], plain["image"])
+    over = {"render.resolution": [64, 36]}
+    off = Sampler(load_config("default", over))
+    on = Sampler(load_config("default", {**over, "camera_effects.auto_exposure": True,
+                                         "camera_effects.sharpen": [0.5, 1.5]}))
+    new = ("exposure_target", "sharpen", "sharpen_px")
+    for i in range(3):
+        a, b = off(2, i).effects, on(2, i).effects
+        assert a.exposure_target == 0 and a.sharpen == 0 and 0.11 <= b.exposure_target <= 0.17 and b.sharpen >= 0.5
+        assert {k: v for k, v in a.__dict__.items() if k not in new} == \
+               {k: v for k, v in b.__dict__.items() if k not in new}

@@ -2,8 +2,9 @@
 
 Order follows the light path: motion blur (during the exposure) and cautery smoke in the
 scene, then white balance and vignetting on scene-linear light, a
-slight defocus blur, the tone response (gamma, saturation) and 8-bit quantisation,
-sensor noise, then video (JPEG) compression. Every draw comes from the sample's
+slight defocus blur, auto-exposure (a gain metered on the image), the tone response
+(gamma, saturation) and 8-bit quantisation, edge enhancement, sensor noise, then video
+(JPEG) compression. Every draw comes from the sample's
 :class:`~sim2real.scene.description.CameraEffects` (its ``seed`` included), so the same
 sample always gives the same image; labels never pass through here. The plain sRGB
 transfer (:func:`linear_to_srgb8`) lives here too; :mod:`.postprocess` uses it when the
@@ -143,11 +144,15 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
     x = x * np.asarray(fx.gains, np.float32)
     x = x * vignette(w, h, fx.vignetting, circle).astype(np.float32)[..., None]
     x = gaussian_blur(x, fx.defocus_px)
+    if fx.exposure_target > 0:
+        x = x * np.float32(auto_exposure_gain(x, fx, circle))
     x = np.clip(x, 0.0, 1.0) ** np.float32(fx.gamma)
     if fx.saturation != 1.0:
         grey = x @ np.array([0.2126, 0.7152, 0.0722], np.float32)
         x = np.clip(grey[..., None] + np.float32(fx.saturation) * (x - grey[..., None]), 0.0, 1.0)
     srgb = linear_to_srgb8(x).astype(np.float32) / np.float32(255.0)
+    if fx.sharpen > 0:
+        srgb = unsharp(srgb, fx.sharpen, fx.sharpen_px)
     if fx.noise > 0:  # shot-like noise: stronger in brighter pixels, plus a read-noise floor
         std = np.float32(fx.noise) * np.sqrt(np.float32(0.25) + srgb)
         srgb = srgb + rng.standard_normal(srgb.shape, dtype=np.float32) * std
@@ -155,6 +160,56 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
     if fx.jpeg_quality > 0:
         img = jpeg_artifacts(img, fx.jpeg_quality)
     return img
+
+
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear RGB
+
+
+def metering_mask(width: int, height: int, region: str, circle=None) -> np.ndarray:
+    """(H, W) bool: the pixels auto-exposure meters ("centre": the central half of width and
+    height; "frame": everything), inside the field-of-view circle when there is one."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    m = np.ones((height, width), bool)
+    if circle is not None:
+        cx, cy, r = circle
+        m &= (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+    if region == "centre":
+        m &= (xx >= width // 4) & (xx < width - width // 4) & (yy >= height // 4) & (yy < height - height // 4)
+    if not m.any():  # a field of view off the central half: meter all of it
+        m = metering_mask(width, height, "frame", circle)
+    return m
+
+
+def auto_exposure_gain(x: np.ndarray, fx: CameraEffects, circle=None) -> float:
+    """Gain g on linear ``x`` for which the metered mean of luminance(clip(g x) ** gamma) is
+    ``fx.exposure_target``, within [1 / max_gain, max_gain] (bisection in log gain; the metered
+    mean only grows with g). Metered on every second pixel: a mean, not an edge."""
+    m = metering_mask(x.shape[1], x.shape[0], fx.metering, circle)[::2, ::2]
+    y = x[::2, ::2][m]
+    if not len(y):
+        return 1.0
+    gamma = np.float32(fx.gamma)
+
+    def level(g):
+        return float((np.clip(y * np.float32(g), 0.0, 1.0) ** gamma @ LUMA).mean())
+
+    lo, hi = -np.log2(fx.max_gain), np.log2(fx.max_gain)
+    if level(2.0 ** hi) <= fx.exposure_target:
+        return float(2.0 ** hi)
+    if level(2.0 ** lo) >= fx.exposure_target:
+        return float(2.0 ** lo)
+    for _ in range(24):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if level(2.0 ** mid) < fx.exposure_target else (lo, mid)
+    return float(2.0 ** ((lo + hi) / 2))
+
+
+def unsharp(img: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Edge enhancement of an (H, W, 3) 0..1 image: its luminance detail (the image minus its
+    Gaussian blur) x ``amount`` added to every channel (no colour fringes), clipped to 0..1."""
+    luma = img @ LUMA
+    detail = luma - gaussian_blur(luma[..., None], sigma)[..., 0]
+    return np.clip(img + np.float32(amount) * detail[..., None], 0.0, 1.0)
 
 
 def _line_taps(length: float, angle_deg: float) -> dict[tuple[int, int], float]:

@@ -121,6 +121,17 @@ class CameraEffects:
     motion_blur_px: float = 0.0
     motion_blur_angle_deg: float = 0.0
     motion_blur_mode: str = "tools"
+    # auto-exposure: a gain on linear light, before the tone curve, that brings the mean linear
+    # luminance of the metered region ("centre": the central half of width and height inside the
+    # field of view; "frame": all of it) after the tone curve to this target (0 = off), the gain
+    # held within [1 / max_gain, max_gain]
+    exposure_target: float = 0.0
+    metering: str = "centre"
+    max_gain: float = 4.0
+    # edge enhancement: unsharp mask of the luminance, amount x (image - its Gaussian blur of
+    # sigma sharpen_px), on the tone-mapped image (0 = none)
+    sharpen: float = 0.0
+    sharpen_px: float = 1.0
 
 
 @dataclass

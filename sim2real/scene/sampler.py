@@ -127,7 +127,7 @@ class Sampler:
         ss = np.random.SeedSequence([int(seed), int(index)])
         # appended names only: a new stream never changes what the earlier ones draw
         names = ("shape", "material", "camera", "tools", "light", "render", "appearance", "camera_effects",
-                 "tool_looks", "image_effects", "anatomy", "looks", "fov")
+                 "tool_looks", "image_effects", "anatomy", "looks", "fov", "camera_tone")
         return dict(zip(names, (np.random.default_rng(s) for s in ss.spawn(len(names)))))
 
     def __call__(self, seed: int, index: int) -> SceneDescription:
@@ -155,6 +155,7 @@ class Sampler:
             objects += [shaft, tip]
         effects = sample_camera_effects(r["camera_effects"], cfg["camera_effects"], camera.width)
         effects = sample_scene_effects(r["image_effects"], cfg["camera_effects"], camera.width, effects)
+        effects = sample_camera_tone(r["camera_tone"], cfg["camera_effects"], camera.width, effects)
         return SceneDescription(index=index, seed=seed, objects=objects, camera=camera, light=self.light(r["light"]),
                                 render=self.render_settings(r["render"], r["fov"]),
                                 instruments=[i for i, _, _ in instruments],
@@ -783,6 +784,17 @@ def sample_scene_effects(rng: np.random.Generator, ce: dict, width: int, fx: Cam
         fx, smoke=smoke if smoke_on else 0.0, smoke_color=color, smoke_depth_m=depth_m,
         motion_blur_px=length if blur_on else 0.0, motion_blur_angle_deg=angle,
         motion_blur_mode="frame" if shake else "tools")
+
+
+def sample_camera_tone(rng: np.random.Generator, ce: dict, width: int, fx: CameraEffects | None):
+    """Auto-exposure target and edge enhancement of one sample (the 'camera_tone' stream; the
+    same draws whatever is switched on), added to its camera effects; None stays None."""
+    target, amount, sigma = (float(rng.uniform(*ce[k])) for k in ("exposure_target", "sharpen", "sharpen_px"))
+    sigma *= width / 452
+    if fx is None:
+        return None
+    return dataclasses.replace(fx, exposure_target=target if ce["auto_exposure"] else 0.0, metering=ce["metering"],
+                               max_gain=float(ce["max_gain"]), sharpen=amount, sharpen_px=sigma)
 
 
 def sample_looks(rng: np.random.Generator | None, sec: dict, m: Material) -> Material:
