@@ -18,6 +18,9 @@ import numpy as np
 from ..scene.description import CameraEffects
 
 
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear RGB
+
+
 def linear_to_srgb8(rgb: np.ndarray, exposure: float = 0.0) -> np.ndarray:
     """Scene-linear RGB -> 8-bit sRGB (the 'Standard' view transform), rounded, clipped."""
     x = np.clip(rgb * (2.0 ** exposure), 0.0, 1.0)
@@ -148,7 +151,7 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
         x = x * np.float32(auto_exposure_gain(x, fx, circle))
     x = np.clip(x, 0.0, 1.0) ** np.float32(fx.gamma)
     if fx.saturation != 1.0:
-        grey = x @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        grey = x @ LUMA
         x = np.clip(grey[..., None] + np.float32(fx.saturation) * (x - grey[..., None]), 0.0, 1.0)
     srgb = linear_to_srgb8(x).astype(np.float32) / np.float32(255.0)
     if fx.sharpen > 0:
@@ -162,15 +165,12 @@ def apply(rgb_linear: np.ndarray, fx: CameraEffects, circle=None, exposure: floa
     return img
 
 
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear RGB
-
-
 def metering_mask(width: int, height: int, region: str, circle=None) -> np.ndarray:
     """(H, W) bool: the pixels auto-exposure meters ("centre": the central half of width and
     height; "frame": everything), inside the field-of-view circle when there is one."""
     yy, xx = np.mgrid[0:height, 0:width]
     m = np.ones((height, width), bool)
-    if circle is not None:
+    if circle is not None:  # as postprocess.fov_mask, which imports this module
         cx, cy, r = circle
         m &= (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
     if region == "centre":

@@ -209,8 +209,9 @@ def training_set_realism(cfg: ExperimentConfig, out, real_train: list, real_test
     The classifier of :func:`sim2real.translate.evaluate.two_sample_accuracy` (small CNN,
     from scratch) trains on half of the held-out videos and half of the set's renders (or
     videos), and is scored on the other halves; 0.5 = indistinguishable. Whole frame and
-    central half; mean and sd over the classifier seeds of :func:`~sim2real.translate.evaluate.two_sample_repeated` (the
-    split stays fixed). Cached per source in ``OUT/realism.json``.
+    central half; mean and sd over the classifier seeds of
+    :func:`~sim2real.translate.evaluate.two_sample_repeated` (the split stays fixed). Cached
+    per source in ``OUT/realism.json``.
     """
     import torch
 
