@@ -81,6 +81,39 @@ def test_semantic_tool_weight_weighs_the_instruments_pixels():
     assert float(weighted) > float(semantic_loss(logits, labels))
 
 
+def test_chroma_structure_loss_sees_colour_edges_not_tints_or_brightness():
+    """Zero for a tint shared by every pixel and for a grey (equal-channel) change of brightness
+    or contrast; positive for a colour band the render does not have, and more for a stronger one."""
+    from sim2real.translate.losses import chroma_structure_loss
+
+    x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    grey = x.mean(1, keepdim=True)
+    tint = x + torch.tensor([0.1, -0.05, 0.02]).view(1, 3, 1, 1)
+    brighter = x + 0.3 * grey                                    # the same change on every channel
+    band = x.clone()
+    band[:, 0, 4:8] += 0.2                                       # red stripe
+    stronger = x.clone()
+    stronger[:, 0, 4:8] += 0.4
+    assert float(chroma_structure_loss(x, tint)) < 1e-6
+    assert float(chroma_structure_loss(x, brighter)) < 1e-6
+    assert float(chroma_structure_loss(x, band)) > 0.01
+    assert float(chroma_structure_loss(x, stronger)) > 1.9 * float(chroma_structure_loss(x, band))
+
+
+def test_the_trainer_adds_the_chroma_term_with_its_weight(fake_render_dataset, fake_real_folder, tmp_path):
+    from sim2real.translate.batches import to_device
+
+    tr = _make(fake_render_dataset, fake_real_folder, tmp_path / "r")
+    b = to_device(tr.draw_batch(0), tr.device)
+    tr.cfg.loss.chroma = 0.0
+    off, _, parts_off = tr.losses(b)
+    assert "chroma" not in parts_off
+    tr.cfg.loss.chroma = 3.0
+    on, _, parts = tr.losses(b)
+    assert float(parts["chroma"]) > 0
+    assert float(on - off) == pytest.approx(3.0 * float(parts["chroma"]), rel=1e-4)
+
+
 def _make(render, real, run):
     cfg = load_config(None, TINY)
     return Trainer(cfg, SimImages(render), RealFrames([real / "images"], cfg.data), run, "cpu")
@@ -139,7 +172,8 @@ def test_the_trainer_uses_the_semantic_term_with_its_weight_after_warmup(fake_re
 @pytest.mark.parametrize("bad, words", [({"data": {"load_size": 8}}, "load_size"),
                                         ({"loss": {"nce_tau": 0}}, "nce_tau"),
                                         ({"loss": {"semantic": -1}}, "semantic"),
-                                        ({"loss": {"semantic_tool": 0}}, "semantic_tool")])
+                                        ({"loss": {"semantic_tool": 0}}, "semantic_tool"),
+                                        ({"loss": {"chroma": -1}}, "chroma")])
 def test_bad_label_term_settings_are_named(bad, words):
     from sim2real.errors import ConfigError
 

@@ -53,3 +53,18 @@ def test_gpu_presets_scale_the_learning_rate_with_the_global_batch(preset, gpus)
     assert cfg.optim.lr_step * 10 == cfg.train.max_iter
     assert (cfg.loss.nce, cfg.loss.semantic, cfg.model.gen_dim) == (paper.loss.nce, paper.loss.semantic, 64)
     assert {"small", "paper", "gpu", "gpu8"} <= set(preset_names())
+
+
+def test_train_without_a_config_trains_the_bilateral_preset(fake_render_dataset, fake_real_folder, tmp_path):
+    """The default is the family that measures best, with the bilateral preset's label-aware terms."""
+    import json
+
+    from sim2real.cli import main
+
+    run = tmp_path / "run"
+    main(["train", "--sim", str(fake_render_dataset), "--real", str(fake_real_folder / "images"), "--out", str(run),
+          "--max-iter", "1", "--threads", "1", "--workers", "0", "--set", "train.sample_every=1000"])
+    stored = json.loads((run / "config.json").read_text())
+    want = load_config("bilateral").to_dict()
+    assert stored["model"] == want["model"] and stored["loss"] == want["loss"]
+    assert stored["model"]["family"] == "bilateral" and stored["loss"]["chroma"] > 0

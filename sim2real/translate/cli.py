@@ -24,7 +24,7 @@ from ..errors import Sim2RealError
 @click.option("--exclude-videos", default=None, metavar="LIST", help="Leave these real videos out (comma list).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
-              help="Preset name (small, bilateral, paper, gpu, gpu8) or a TOML file; default: the paper settings.")
+              help="Preset name (bilateral, small, paper, gpu, gpu8) or a TOML file; default: bilateral.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override one config field of a new run, e.g. --set loss.nce=0 (value parsed as TOML); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
@@ -97,7 +97,7 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
            world, workers=None):
     from ..progress import Progress
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from .config import TranslatorConfig, load_config
+    from .config import DEFAULT_PRESET, TranslatorConfig, load_config
     from .data import RealFrames, SimImages, fit_to_renders
     from .trainer import Trainer
 
@@ -148,7 +148,7 @@ def _train(sim, real, video_filter, out, config, sets, resume, max_iter, seed, d
         for key, value in parse_set(sets).items():
             section, _, field = key.partition(".")
             overrides.setdefault(section, {})[field] = value
-        cfg = load_config(config, overrides)
+        cfg = load_config(config or DEFAULT_PRESET, overrides)
         ck = None
     sim_images = SimImages(sim)
     native, fitted = cfg.data.load_size == 0 and cfg.data.native_short == 0, list(cfg.data.crop) == [0, 0]

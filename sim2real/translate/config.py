@@ -63,6 +63,7 @@ class LossConfig:
     cycle: float = 10.0
     struct_s2r: float = 5.0
     struct_r2s: float = 3.0
+    chroma: float = 0.0            # colour edges: L1 of the chroma (R-G, B-G) gradients, render vs translation
     style_from_real_prob: float = 0.5  # share of iterations whose style is the current real image's
     # Semantic consistency (CyCADA): a small U-Net trained jointly on the renders' crops and
     # labels judges each sim -> real translation; cross-entropy against the render's labels.
@@ -195,7 +196,7 @@ class TranslatorConfig:
              "[-1, 1] units; 0 = off): a larger one could paint over what the render shows", m.bil_detail)
         for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
-        for k in ("semantic", "nce"):
+        for k in ("semantic", "nce", "chroma"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         need(lo.semantic_warmup >= 0, "loss.semantic_warmup", ">= 0", lo.semantic_warmup)
         need(lo.semantic_base >= 1, "loss.semantic_base", ">= 1", lo.semantic_base)
@@ -337,6 +338,11 @@ def _coerce(value, default, where: str):
             raise ConfigError(f"{where} must be a list of {len(default)} numbers, got {value!r}")
         return [_coerce(v, d, where) for v, d in zip(value, default)]
     return value
+
+
+# What `sim2real train` trains without --config: the generator family that measures best
+# (docs/results.md, "Colour edges for the bilateral translator").
+DEFAULT_PRESET = "bilateral"
 
 
 def load_config(spec: str | Path | None = None, overrides: dict | None = None) -> TranslatorConfig:

@@ -92,6 +92,27 @@ def structure_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1.0 - msssim_gray_safe((x.float() + 1) / 2, (y.float() + 1) / 2)
 
 
+def chroma_structure_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 4) -> torch.Tensor:
+    """Mean absolute difference between the horizontal and vertical pixel differences of the
+    chroma (R - G, B - G) of images ``x`` and ``y`` (B, 3, H, W), summed over ``scales`` scales
+    (each one 2x2-averaged from the last, while both sides stay >= 2 px): what grayscale
+    MS-SSIM does not see. A colour edge, band or patch that one image has and the other lacks
+    costs, the coarser scales seeing the broad ones; a tint shared by every pixel costs nothing."""
+    def chroma(im):
+        im = im.float()
+        return im[:, (0, 2)] - im[:, 1:2]
+
+    d = chroma(x) - chroma(y)          # the differences of the gradients are the gradients of this
+    total = d.new_zeros(())
+    for i in range(scales):
+        if i:
+            if min(d.shape[-2:]) < 4:
+                break
+            d = F.avg_pool2d(d, 2)
+        total = total + (d[..., :, 1:] - d[..., :, :-1]).abs().mean() + (d[..., 1:, :] - d[..., :-1, :]).abs().mean()
+    return total
+
+
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().mean()
 

@@ -10,7 +10,7 @@ import torch
 
 from ..classes import INSTRUMENT_IDS
 from .batches import step_seed
-from .losses import encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss, structure_loss
+from .losses import chroma_structure_loss, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss, structure_loss
 
 
 def generator_pass(nets, xs, xr, s_rand, use_real_style, noise_r, noise_s2r) -> dict:
@@ -64,6 +64,8 @@ def step_losses(tr, b: dict) -> tuple[torch.Tensor, torch.Tensor, dict[str, torc
         "struct_s2r": structure_loss(xs, o["x_s2r"]),
         "struct_r2s": structure_loss(xr, o["x_r2s"]),
     }
+    if lw.chroma > 0:
+        parts["chroma"] = chroma_structure_loss(xs, o["x_s2r"])
     if tr.nce_heads is not None:
         # the encoder passes under autocast like every network call; the heads and the loss in fp32
         with tr.autocast():
