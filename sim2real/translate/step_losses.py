@@ -10,7 +10,8 @@ import torch
 
 from ..classes import INSTRUMENT_IDS
 from .batches import step_seed
-from .losses import chroma_structure_loss, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss, semantic_loss, structure_loss
+from .losses import (chroma_structure_loss, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss,
+                     semantic_loss, structure_loss)
 
 
 def generator_pass(nets, xs, xr, s_rand, use_real_style, noise_r, noise_s2r) -> dict:
