@@ -114,6 +114,41 @@ def test_the_trainer_adds_the_chroma_term_with_its_weight(fake_render_dataset, f
     assert float(on - off) == pytest.approx(3.0 * float(parts["chroma"]), rel=1e-4)
 
 
+def test_mode_seeking_loss_falls_as_styles_spread_the_images():
+    """Large when two style codes give the same image, smaller the more the images differ
+    for the same pair of codes, and smaller for the same image gap over closer codes."""
+    from sim2real.translate.losses import mode_seeking_loss
+
+    y = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    s1, s2 = torch.zeros(2, 8), torch.ones(2, 8)
+    same = float(mode_seeking_loss(y, y, s1, s2))
+    near = float(mode_seeking_loss(y, y + 0.05, s1, s2))
+    far = float(mode_seeking_loss(y, y + 0.2, s1, s2))
+    assert same > 1e4 and near == pytest.approx(20.0, rel=1e-3) and far == pytest.approx(5.0, rel=1e-3)
+    assert float(mode_seeking_loss(y, y + 0.05, s1, s2 * 0.5)) == pytest.approx(10.0, rel=1e-3)
+
+
+def test_the_trainer_adds_the_diversity_term_and_it_reaches_the_generator(fake_render_dataset, fake_real_folder,
+                                                                          tmp_path):
+    """With loss.diversity the batch carries a second style code per item, the term enters the
+    generator loss with its weight, and its gradient reaches the sim->real generator."""
+    from sim2real.translate.batches import to_device
+
+    tr = _make(fake_render_dataset, fake_real_folder, tmp_path / "r")
+    assert tr.draw_batch(0)["s_rand2"] is None
+    tr.cfg.loss.diversity = 0.5
+    b = to_device(tr.draw_batch(0), tr.device)
+    assert b["s_rand2"].shape == b["s_rand"].shape and not torch.equal(b["s_rand2"], b["s_rand"])
+    on, _, parts = tr.losses(b)
+    assert float(parts["diversity"]) > 0
+    grads = torch.autograd.grad(0.5 * parts["diversity"], list(tr.gen_real.parameters()), allow_unused=True)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    tr.cfg.loss.diversity = 0.0
+    off, _, parts_off = tr.losses(b)
+    assert "diversity" not in parts_off
+    assert float(on - off) == pytest.approx(0.5 * float(parts["diversity"]), rel=1e-3)
+
+
 def _make(render, real, run):
     cfg = load_config(None, TINY)
     return Trainer(cfg, SimImages(render), RealFrames([real / "images"], cfg.data), run, "cpu")
@@ -173,7 +208,8 @@ def test_the_trainer_uses_the_semantic_term_with_its_weight_after_warmup(fake_re
                                         ({"loss": {"nce_tau": 0}}, "nce_tau"),
                                         ({"loss": {"semantic": -1}}, "semantic"),
                                         ({"loss": {"semantic_tool": 0}}, "semantic_tool"),
-                                        ({"loss": {"chroma": -1}}, "chroma")])
+                                        ({"loss": {"chroma": -1}}, "chroma"),
+                                        ({"loss": {"diversity": -0.1}}, "diversity")])
 def test_bad_label_term_settings_are_named(bad, words):
     from sim2real.errors import ConfigError
 

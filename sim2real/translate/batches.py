@@ -34,6 +34,7 @@ class StepBatches(torch.utils.data.Dataset):
 
     - ``xs``, ``xr``: sim and real crops (B, 3, h, w) in [-1, 1];
     - ``s_rand``: random style codes (B, style_dim); ``use_real``: the style-source coin;
+    - ``s_rand2``: a second random code per item (with ``loss.diversity``), or None;
     - ``noise_r``, ``noise_s2r``: encoder input noise, or None;
     - ``ys``: the sim crops' label ids (B, h, w) aligned with them (with ``labels``), or None.
     """
@@ -47,7 +48,7 @@ class StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, step: int) -> dict:
         t, d, m = self.cfg.train, self.cfg.data, self.cfg.model
         use_real = bool(step_seed(t.seed, step).random() < self.cfg.loss.style_from_real_prob)
-        xs, ys, xr, s_rand, n_r, n_s2r = [], [], [], [], [], []
+        xs, ys, xr, s_rand, s_rand2, n_r, n_s2r = [], [], [], [], [], [], []
         for i in range(t.batch_size):
             rng = item_seed(t.seed, step, self.rank * t.batch_size + i)
             if self.labels:
@@ -62,7 +63,10 @@ class StepBatches(torch.utils.data.Dataset):
                 tg = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
                 n_r.append(torch.randn(xr[-1].shape, generator=tg))
                 n_s2r.append(torch.randn(xs[-1].shape, generator=tg))
+            if self.cfg.loss.diversity > 0:  # drawn last: every other draw stays what it was
+                s_rand2.append(torch.from_numpy(rng.standard_normal(m.style_dim).astype(np.float32)))
         return {"xs": torch.stack(xs), "xr": torch.stack(xr), "s_rand": torch.stack(s_rand),
+                "s_rand2": torch.stack(s_rand2) if s_rand2 else None,
                 "noise_r": torch.stack(n_r) if n_r else None, "noise_s2r": torch.stack(n_s2r) if n_s2r else None,
                 "use_real": torch.tensor(use_real), "ys": torch.stack(ys) if ys else None}
 

@@ -64,6 +64,8 @@ class LossConfig:
     struct_s2r: float = 5.0
     struct_r2s: float = 3.0
     chroma: float = 0.0            # colour edges: L1 of the chroma (R-G, B-G) gradients, render vs translation
+    diversity: float = 0.0         # mode seeking (MSGAN): 1 / (image distance / style distance) of two
+                                   # translations of the same render with two random style codes
     style_from_real_prob: float = 0.5  # share of iterations whose style is the current real image's
     # Semantic consistency (CyCADA): a small U-Net trained jointly on the renders' crops and
     # labels judges each sim -> real translation; cross-entropy against the render's labels.
@@ -194,7 +196,7 @@ class TranslatorConfig:
         need(m.bil_guide in ("learned", "luma"), "model.bil_guide", "learned or luma", m.bil_guide)
         need(0 <= m.bil_detail <= 0.25, "model.bil_detail", "within 0..0.25 (the detail branch's bound in "
              "[-1, 1] units; 0 = off): a larger one could paint over what the render shows", m.bil_detail)
-        for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s", "chroma"):
+        for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s", "chroma", "diversity"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         for k in ("semantic", "nce"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))

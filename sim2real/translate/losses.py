@@ -113,6 +113,18 @@ def chroma_structure_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 4) -> 
     return total
 
 
+def mode_seeking_loss(y1: torch.Tensor, y2: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Mode seeking (MSGAN, Mao et al. CVPR 2019): ``1 / (d_img / d_style + eps)``, mean over
+    the batch, where ``d_img`` is the mean absolute difference of two translations ``y1``,
+    ``y2`` (B, 3, H, W) of the same input and ``d_style`` that of their style codes ``s1``,
+    ``s2`` (B, D). Small when different codes give different images: it pushes the
+    generator away from ignoring its style code (a collapse to one look per render)."""
+    d_img = (y1.float() - y2.float()).abs().mean(dim=(1, 2, 3))
+    d_style = (s1.float() - s2.float()).abs().mean(dim=1)
+    return (1.0 / (d_img / d_style + eps)).mean()
+
+
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().mean()
 

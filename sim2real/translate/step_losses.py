@@ -10,8 +10,8 @@ import torch
 
 from ..classes import INSTRUMENT_IDS
 from .batches import step_seed
-from .losses import (chroma_structure_loss, encoder_features, gan_d_loss, gan_g_loss, l1, patch_nce_loss,
-                     semantic_loss, structure_loss)
+from .losses import (chroma_structure_loss, encoder_features, gan_d_loss, gan_g_loss, l1, mode_seeking_loss,
+                     patch_nce_loss, semantic_loss, structure_loss)
 
 
 def generator_pass(nets, xs, xr, s_rand, use_real_style, noise_r, noise_s2r) -> dict:
@@ -67,6 +67,11 @@ def step_losses(tr, b: dict) -> tuple[torch.Tensor, torch.Tensor, dict[str, torc
     }
     if lw.chroma > 0:
         parts["chroma"] = chroma_structure_loss(xs, o["x_s2r"])
+    if lw.diversity > 0:
+        # a second translation of the same renders with other random codes (one more decode)
+        with tr.autocast():
+            x_b = tr.gen_real.decode(o["c_s"], b["s_rand2"], xs)
+        parts["diversity"] = mode_seeking_loss(o["x_s2r"], x_b, o["s_t"], b["s_rand2"])
     if tr.nce_heads is not None:
         # the encoder passes under autocast like every network call; the heads and the loss in fp32
         with tr.autocast():
