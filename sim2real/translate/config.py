@@ -196,9 +196,8 @@ class TranslatorConfig:
         need(m.bil_guide in ("learned", "luma"), "model.bil_guide", "learned or luma", m.bil_guide)
         need(0 <= m.bil_detail <= 0.25, "model.bil_detail", "within 0..0.25 (the detail branch's bound in "
              "[-1, 1] units; 0 = off): a larger one could paint over what the render shows", m.bil_detail)
-        for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s", "chroma", "diversity"):
-            need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
-        for k in ("semantic", "nce"):
+        for k in ("gan", "recon_x", "recon_c", "recon_s", "cycle", "struct_s2r", "struct_r2s", "chroma", "diversity",
+                  "semantic", "nce"):
             need(getattr(lo, k) >= 0, f"loss.{k}", ">= 0", getattr(lo, k))
         need(lo.semantic_warmup >= 0, "loss.semantic_warmup", ">= 0", lo.semantic_warmup)
         need(lo.semantic_base >= 1, "loss.semantic_base", ">= 1", lo.semantic_base)
